@@ -1,0 +1,6 @@
+package main
+
+import "context"
+
+// TODO(owner): placeholder until the command is written.
+func runBench(ctx context.Context, c *cli, args []string) error { return usagef("not built yet") }
