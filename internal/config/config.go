@@ -1,0 +1,217 @@
+// Package config reads orgbridge's settings from environment variables (flags in
+// cmd/orgbridge override the common ones) and checks them before anything starts,
+// so a mistake is one clear line naming the variable instead of a failure later.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orgbridge/orgbridge/events"
+)
+
+// Defaults.
+const (
+	DefaultNATSURL         = "nats://127.0.0.1:4222"
+	DefaultNATSAddr        = "127.0.0.1:4222"
+	DefaultHTTPAddr        = "127.0.0.1:8080"
+	DefaultDataDir         = "./data"
+	DefaultPublishTimeout  = 2 * time.Second
+	DefaultShutdownTimeout = 25 * time.Second
+)
+
+// Var documents one environment variable; [Vars] lists them all for --help and the README.
+type Var struct {
+	Name    string
+	Default string
+	Help    string
+}
+
+// Vars lists every environment variable orgbridge reads.
+func Vars() []Var {
+	return []Var{
+		{"NATS_URL", DefaultNATSURL, "NATS server the ingress, workers and CLI connect to (not used by dev)"},
+		{"REDIS_URL", "", "Redis URL (redis://host:port/db); dev starts a redis-server child when unset"},
+		{"SLACK_SIGNING_SECRET", "", "Slack app signing secret; required outside dev (dev generates one)"},
+		{"ORGBRIDGE_HTTP_ADDR", DefaultHTTPAddr, "address the ingress listens on"},
+		{"ORGBRIDGE_NATS_ADDR", DefaultNATSAddr, "dev: address the embedded NATS server listens on"},
+		{"ORGBRIDGE_DATA_DIR", DefaultDataDir, "dev: JetStream store and Redis AOF live here"},
+		{"ORGBRIDGE_LOG_LEVEL", "info", "debug, info, warn or error"},
+		{"ORGBRIDGE_LOG_FORMAT", "json", "json or text"},
+		{"ORGBRIDGE_STREAM_MAX_AGE", "7d", "how long streams keep messages (and how far back replay reaches)"},
+		{"ORGBRIDGE_STREAM_DUPLICATE_WINDOW", "20m", "how long a Nats-Msg-Id is remembered (at least 15m)"},
+		{"ORGBRIDGE_STREAM_REPLICAS", "1", "stream replicas: 1 on one server, 3 on a NATS cluster"},
+		{"ORGBRIDGE_PUBLISH_TIMEOUT", DefaultPublishTimeout.String(), "ingress: how long to wait for JetStream's ack (below Slack's 3s)"},
+		{"ORGBRIDGE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout.String(), "bound on draining HTTP and consumers at SIGTERM"},
+	}
+}
+
+// Config holds every setting; commands use the parts they need.
+type Config struct {
+	NATSURL            string
+	RedisURL           string
+	SlackSigningSecret Secret
+	HTTPAddr           string
+	NATSAddr           string
+	DataDir            string
+	LogLevel           slog.Level
+	LogFormat          string
+	Streams            events.StreamOptions
+	PublishTimeout     time.Duration
+	ShutdownTimeout    time.Duration
+}
+
+// Error names the variable (or flag) that is wrong and what is wrong with it.
+type Error struct {
+	Var     string
+	Problem string
+}
+
+func (e *Error) Error() string { return e.Var + ": " + e.Problem }
+
+// Load reads the environment through getenv (os.Getenv in production) and returns
+// the configuration with defaults applied, or an [*Error] for the first bad value.
+func Load(getenv func(string) string) (Config, error) {
+	c := Config{
+		NATSURL:            or(getenv("NATS_URL"), DefaultNATSURL),
+		RedisURL:           getenv("REDIS_URL"),
+		SlackSigningSecret: Secret(getenv("SLACK_SIGNING_SECRET")),
+		HTTPAddr:           or(getenv("ORGBRIDGE_HTTP_ADDR"), DefaultHTTPAddr),
+		NATSAddr:           or(getenv("ORGBRIDGE_NATS_ADDR"), DefaultNATSAddr),
+		DataDir:            or(getenv("ORGBRIDGE_DATA_DIR"), DefaultDataDir),
+		LogFormat:          or(getenv("ORGBRIDGE_LOG_FORMAT"), "json"),
+	}
+	var err error
+	if c.LogLevel, err = parseLevel(getenv("ORGBRIDGE_LOG_LEVEL")); err != nil {
+		return c, &Error{"ORGBRIDGE_LOG_LEVEL", err.Error()}
+	}
+	durations := []struct {
+		name string
+		dst  *time.Duration
+		def  time.Duration
+	}{
+		{"ORGBRIDGE_STREAM_MAX_AGE", &c.Streams.MaxAge, events.DefaultMaxAge},
+		{"ORGBRIDGE_STREAM_DUPLICATE_WINDOW", &c.Streams.DuplicateWindow, events.DefaultDuplicateWindow},
+		{"ORGBRIDGE_PUBLISH_TIMEOUT", &c.PublishTimeout, DefaultPublishTimeout},
+		{"ORGBRIDGE_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, DefaultShutdownTimeout},
+	}
+	for _, d := range durations {
+		*d.dst = d.def
+		if v := getenv(d.name); v != "" {
+			if *d.dst, err = ParseDuration(v); err != nil {
+				return c, &Error{d.name, err.Error()}
+			}
+		}
+	}
+	c.Streams.Replicas = 1
+	if v := getenv("ORGBRIDGE_STREAM_REPLICAS"); v != "" {
+		if c.Streams.Replicas, err = strconv.Atoi(v); err != nil {
+			return c, &Error{"ORGBRIDGE_STREAM_REPLICAS", fmt.Sprintf("%q is not a whole number", v)}
+		}
+	}
+	return c, c.validateCommon()
+}
+
+func (c Config) validateCommon() error {
+	switch {
+	case c.LogFormat != "json" && c.LogFormat != "text":
+		return &Error{"ORGBRIDGE_LOG_FORMAT", fmt.Sprintf("%q is neither json nor text", c.LogFormat)}
+	case c.PublishTimeout <= 0 || c.PublishTimeout >= 3*time.Second:
+		return &Error{"ORGBRIDGE_PUBLISH_TIMEOUT", fmt.Sprintf("%s must be above 0 and below Slack's 3s deadline", c.PublishTimeout)}
+	case c.ShutdownTimeout <= 0:
+		return &Error{"ORGBRIDGE_SHUTDOWN_TIMEOUT", "must be above 0"}
+	}
+	if err := c.Streams.Validate(); err != nil {
+		return &Error{"ORGBRIDGE_STREAM_*", err.Error()}
+	}
+	if err := checkURL(c.NATSURL, "nats", "tls", "ws", "wss"); err != nil {
+		return &Error{"NATS_URL", err.Error()}
+	}
+	if c.RedisURL != "" {
+		if err := checkURL(c.RedisURL, "redis", "rediss", "unix"); err != nil {
+			return &Error{"REDIS_URL", err.Error()}
+		}
+	}
+	for _, a := range []struct{ name, addr string }{{"ORGBRIDGE_HTTP_ADDR", c.HTTPAddr}, {"ORGBRIDGE_NATS_ADDR", c.NATSAddr}} {
+		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "" {
+			return &Error{a.name, fmt.Sprintf("%q is not host:port", a.addr)}
+		}
+	}
+	return nil
+}
+
+// RequireProduction checks what the standalone ingress and workers need that dev
+// mode can provide for itself.
+func (c Config) RequireProduction(needSigningSecret bool) error {
+	if needSigningSecret && c.SlackSigningSecret == "" {
+		return &Error{"SLACK_SIGNING_SECRET", "is required (the signing secret from your Slack app's Basic Information page)"}
+	}
+	if c.RedisURL == "" {
+		return &Error{"REDIS_URL", "is required outside dev mode (for example redis://127.0.0.1:6379/0)"}
+	}
+	return nil
+}
+
+func checkURL(raw string, schemes ...string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", raw, err)
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q: scheme must be one of %s", raw, strings.Join(schemes, ", "))
+}
+
+// ParseDuration is time.ParseDuration that also accepts whole days ("7d").
+func ParseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("%q is not a duration (examples: 90s, 15m, 12h, 7d)", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (examples: 90s, 15m, 12h, 7d)", s)
+	}
+	return d, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q is not one of debug, info, warn, error", s)
+	}
+	return l, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// Secret is a string that never shows in logs or %v output.
+type Secret string
+
+// LogValue implements slog.LogValuer.
+func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// String implements fmt.Stringer.
+func (Secret) String() string { return "[redacted]" }
+
+// Reveal returns the secret itself, for the one place that needs it.
+func (s Secret) Reveal() string { return string(s) }

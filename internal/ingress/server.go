@@ -1,0 +1,416 @@
+// Package ingress is orgbridge's HTTP front door for Slack: it verifies every
+// request, publishes it to JetStream, and answers only once the stream has
+// acknowledged it. Nothing else happens on the request path; workers do the rest.
+package ingress
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/slack-go/slack"
+
+	"github.com/orgbridge/orgbridge/events"
+)
+
+// Publisher is the part of jetstream.JetStream the ingress needs: an
+// asynchronous publish, so concurrent requests pipeline their publishes on one
+// connection while each waits only for its own acknowledgement.
+type Publisher interface {
+	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+}
+
+// Server serves Slack's requests.
+type Server struct {
+	cfg     Config
+	pub     Publisher
+	log     *slog.Logger
+	metrics *metrics
+	mux     *http.ServeMux
+}
+
+// Route names, used in metrics and logs.
+const (
+	routeEvents       = "events"
+	routeCommands     = "commands"
+	routeInteractions = "interactivity"
+)
+
+// unavailableText is what a user sees when a command or interaction could not be
+// stored: Slack shows it as an ephemeral message instead of "dispatch_failed".
+const unavailableText = "orgbridge is temporarily unavailable and did not receive this. Please try again in a minute."
+
+// New returns a Server publishing through pub. Metrics go to reg (nil: none).
+func New(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, pub: pub, log: logger, metrics: newMetrics(reg), mux: http.NewServeMux()}
+	s.mux.HandleFunc("POST /slack/events", s.handleEvents)
+	s.mux.HandleFunc("POST /slack/commands", s.handleCommands)
+	s.mux.HandleFunc("POST /slack/interactivity", s.handleInteractivity)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	return s, nil
+}
+
+// Handler returns the server's routes.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Mount adds a handler for pattern (net/http ServeMux syntax), for the parts that
+// live beside the Slack routes: /metrics, the admin API, OAuth redirects.
+func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// request is one verified Slack request on its way to the stream.
+type request struct {
+	route      string
+	body       []byte
+	requestID  string
+	receivedAt time.Time
+}
+
+// readVerified reads the body under the cap and checks Slack's signature over it.
+// On failure it has already answered the request and returns false.
+func (s *Server) readVerified(w http.ResponseWriter, r *http.Request, route string) (*request, bool) {
+	req := &request{route: route, receivedAt: time.Now(), requestID: nuid.Next()}
+	w.Header().Set("X-Request-Id", req.requestID)
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		s.fail(w, route, http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+		return nil, false
+	}
+	body, err := readBody(r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.fail(w, route, http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+		} else {
+			s.fail(w, route, http.StatusBadRequest, "could not read the request body")
+		}
+		return nil, false
+	}
+	sv, err := slack.NewSecretsVerifier(r.Header, s.cfg.SigningSecret)
+	if err == nil {
+		_, _ = sv.Write(body)
+		err = sv.Ensure()
+	}
+	if err != nil {
+		s.fail(w, route, http.StatusUnauthorized, "%s", signatureProblem(err))
+		return nil, false
+	}
+	req.body = body
+	return req, true
+}
+
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	rd := http.MaxBytesReader(nil, r.Body, max)
+	if r.ContentLength > 0 {
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return nil, err
+		}
+		// The sender may have lied about the length: anything more is over the cap or malformed.
+		var one [1]byte
+		if n, _ := rd.Read(one[:]); n > 0 {
+			return nil, errors.New("body longer than its Content-Length")
+		}
+		return buf, nil
+	}
+	return io.ReadAll(rd)
+}
+
+func signatureProblem(err error) string {
+	switch {
+	case errors.Is(err, slack.ErrMissingHeaders):
+		return "missing X-Slack-Signature or X-Slack-Request-Timestamp header"
+	case errors.Is(err, slack.ErrExpiredTimestamp):
+		return "X-Slack-Request-Timestamp is more than 5 minutes from this server's clock"
+	default:
+		return "invalid Slack signature"
+	}
+}
+
+// fail answers with a plain-text error written for the person reading it.
+func (s *Server) fail(w http.ResponseWriter, route string, code int, format string, args ...any) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, format+"\n", args...)
+	s.metrics.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+}
+
+func (s *Server) ok(w http.ResponseWriter, route string) {
+	w.WriteHeader(http.StatusOK)
+	s.metrics.requests.WithLabelValues(route, "200").Inc()
+}
+
+// publish publishes msg and waits for the stream's acknowledgement, the request
+// being cancelled, or the publish timeout, whichever comes first.
+func (s *Server) publish(ctx context.Context, req *request, msg *nats.Msg, msgID string) (*jetstream.PubAck, error) {
+	h := msg.Header
+	h.Set(events.HeaderSchema, "1")
+	h.Set(events.HeaderReceivedAt, req.receivedAt.UTC().Format(time.RFC3339Nano))
+	h.Set(events.HeaderRequestID, req.requestID)
+	msg.Data = req.body
+	start := time.Now()
+	fut, err := s.pub.PublishMsgAsync(msg, jetstream.WithMsgID(msgID))
+	if err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(s.cfg.PublishTimeout)
+	defer timer.Stop()
+	select {
+	case ack := <-fut.Ok():
+		s.metrics.publishAck.WithLabelValues(req.route).Observe(time.Since(start).Seconds())
+		return ack, nil
+	case err := <-fut.Err():
+		return nil, err
+	case <-timer.C:
+		return nil, fmt.Errorf("no acknowledgement from JetStream within %s", s.cfg.PublishTimeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// eventEnvelope holds the few fields of an Events API request the ingress routes by.
+type eventEnvelope struct {
+	Type         string `json:"type"`
+	Challenge    string `json:"challenge"`
+	TeamID       string `json:"team_id"`
+	EnterpriseID string `json:"enterprise_id"`
+	EventID      string `json:"event_id"`
+	Event        struct {
+		Type string `json:"type"`
+	} `json:"event"`
+}
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	req, ok := s.readVerified(w, r, routeEvents)
+	if !ok {
+		return
+	}
+	var env eventEnvelope
+	if err := json.Unmarshal(req.body, &env); err != nil {
+		s.fail(w, routeEvents, http.StatusBadRequest, "body is not a JSON Events API request: %v", err)
+		return
+	}
+	switch env.Type {
+	case "url_verification":
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(struct {
+			Challenge string `json:"challenge"`
+		}{env.Challenge})
+		s.metrics.requests.WithLabelValues(routeEvents, "200").Inc()
+		return
+	case "":
+		s.fail(w, routeEvents, http.StatusBadRequest, "body has no \"type\" field")
+		return
+	}
+	eventType := env.Event.Type
+	if env.Type != "event_callback" {
+		eventType = env.Type // app_rate_limited and any outer type Slack adds later
+	}
+	if eventType == "" {
+		s.fail(w, routeEvents, http.StatusBadRequest, "event_callback has no event.type")
+		return
+	}
+	if env.EventID == "" && env.Type == "event_callback" {
+		s.fail(w, routeEvents, http.StatusBadRequest, "event_callback has no event_id")
+		return
+	}
+	tenant := events.Tenant(env.TeamID, env.EnterpriseID)
+	if tenant == "" {
+		s.fail(w, routeEvents, http.StatusBadRequest, "event has neither team_id nor enterprise_id")
+		return
+	}
+	if !knownEventTypes[eventType] {
+		s.metrics.unknownTypes.Inc()
+	}
+	msgID := env.EventID
+	if msgID == "" {
+		msgID = "req:" + req.requestID
+	}
+	msg := nats.NewMsg(eventSubject(tenant, eventType))
+	msg.Header.Set(events.HeaderContentType, "application/json")
+	setTenant(msg.Header, env.TeamID, env.EnterpriseID)
+	msg.Header.Set(events.HeaderType, eventType)
+	if v := r.Header.Get(events.HeaderSlackRetryNum); v != "" {
+		msg.Header.Set(events.HeaderSlackRetryNum, v)
+		msg.Header.Set(events.HeaderSlackRetryReason, r.Header.Get(events.HeaderSlackRetryReason))
+	}
+	ack, err := s.publish(r.Context(), req, msg, msgID)
+	if err != nil {
+		// Slack retries a non-2xx answer; the event id makes the retry land once.
+		s.log.Warn("event not stored; answering 503 so Slack retries",
+			"request_id", req.requestID, "event_id", env.EventID, "team", tenant, "err", err)
+		s.fail(w, routeEvents, http.StatusServiceUnavailable, "event not stored, please retry")
+		return
+	}
+	if ack.Duplicate {
+		s.metrics.duplicates.Inc()
+	}
+	s.ok(w, routeEvents)
+}
+
+// eventSubject routes uninstall signals to their own subject so the binding
+// worker sees them in order per tenant; everything else goes by type.
+func eventSubject(tenant, eventType string) string {
+	switch eventType {
+	case "app_uninstalled", "tokens_revoked":
+		return events.SlackUninstallSubject(tenant)
+	}
+	return events.SlackEventSubject(tenant, eventType)
+}
+
+func setTenant(h nats.Header, team, enterprise string) {
+	if team != "" {
+		h.Set(events.HeaderTeam, team)
+	}
+	if enterprise != "" {
+		h.Set(events.HeaderEnterprise, enterprise)
+	}
+}
+
+func (s *Server) handleCommands(w http.ResponseWriter, r *http.Request) {
+	req, ok := s.readVerified(w, r, routeCommands)
+	if !ok {
+		return
+	}
+	form, err := url.ParseQuery(string(req.body))
+	if err != nil {
+		s.fail(w, routeCommands, http.StatusBadRequest, "body is not a form-encoded slash command: %v", err)
+		return
+	}
+	team, enterprise := form.Get("team_id"), form.Get("enterprise_id")
+	command := form.Get("command")
+	tenant := events.Tenant(team, enterprise)
+	switch {
+	case command == "":
+		s.fail(w, routeCommands, http.StatusBadRequest, "slash command has no \"command\" field")
+		return
+	case tenant == "":
+		s.fail(w, routeCommands, http.StatusBadRequest, "slash command has neither team_id nor enterprise_id")
+		return
+	case form.Get("user_id") == "":
+		s.fail(w, routeCommands, http.StatusBadRequest, "slash command has no \"user_id\" field")
+		return
+	}
+	msg := nats.NewMsg(events.SlackCommandSubject(tenant))
+	msg.Header.Set(events.HeaderContentType, "application/x-www-form-urlencoded")
+	setTenant(msg.Header, team, enterprise)
+	msg.Header.Set(events.HeaderType, command)
+	s.publishInteractive(w, r, req, msg, form.Get("trigger_id"))
+}
+
+// interactionEnvelope holds the fields of an interactivity payload the ingress routes by.
+type interactionEnvelope struct {
+	Type      string `json:"type"`
+	TriggerID string `json:"trigger_id"`
+	Team      *struct {
+		ID string `json:"id"`
+	} `json:"team"`
+	Enterprise *struct {
+		ID string `json:"id"`
+	} `json:"enterprise"`
+	User *struct {
+		TeamID string `json:"team_id"`
+	} `json:"user"`
+}
+
+func (s *Server) handleInteractivity(w http.ResponseWriter, r *http.Request) {
+	req, ok := s.readVerified(w, r, routeInteractions)
+	if !ok {
+		return
+	}
+	form, err := url.ParseQuery(string(req.body))
+	if err != nil || form.Get("payload") == "" {
+		s.fail(w, routeInteractions, http.StatusBadRequest, "body is not a form-encoded interactivity request with a \"payload\" field")
+		return
+	}
+	var p interactionEnvelope
+	if err := json.Unmarshal([]byte(form.Get("payload")), &p); err != nil {
+		s.fail(w, routeInteractions, http.StatusBadRequest, "payload is not JSON: %v", err)
+		return
+	}
+	var team, enterprise string
+	if p.Team != nil {
+		team = p.Team.ID
+	}
+	if team == "" && p.User != nil {
+		team = p.User.TeamID
+	}
+	if p.Enterprise != nil {
+		enterprise = p.Enterprise.ID
+	}
+	tenant := events.Tenant(team, enterprise)
+	switch {
+	case p.Type == "":
+		s.fail(w, routeInteractions, http.StatusBadRequest, "payload has no \"type\" field")
+		return
+	case tenant == "":
+		s.fail(w, routeInteractions, http.StatusBadRequest, "payload has neither team.id nor enterprise.id")
+		return
+	}
+	msg := nats.NewMsg(events.SlackInteractionSubject(tenant))
+	msg.Header.Set(events.HeaderContentType, "application/x-www-form-urlencoded")
+	setTenant(msg.Header, team, enterprise)
+	msg.Header.Set(events.HeaderType, p.Type)
+	s.publishInteractive(w, r, req, msg, p.TriggerID)
+}
+
+// publishInteractive stores a command or interaction. When it cannot be stored the
+// user still gets 200 with an ephemeral explanation, never Slack's dispatch_failed.
+func (s *Server) publishInteractive(w http.ResponseWriter, r *http.Request, req *request, msg *nats.Msg, triggerID string) {
+	msgID := "req:" + req.requestID
+	if triggerID != "" {
+		msgID = "trigger:" + triggerID
+	}
+	if _, err := s.publish(r.Context(), req, msg, msgID); err != nil {
+		s.log.Warn("request not stored; told the user to try again",
+			"route", req.route, "request_id", req.requestID, "subject", msg.Subject, "err", err)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(unavailableBody)
+		s.metrics.requests.WithLabelValues(req.route, "200_unavailable").Inc()
+		return
+	}
+	s.ok(w, req.route)
+}
+
+var unavailableBody = func() []byte {
+	var b bytes.Buffer
+	_ = json.NewEncoder(&b).Encode(map[string]string{"response_type": "ephemeral", "text": unavailableText})
+	return b.Bytes()
+}()
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status := http.StatusOK
+	results := make(map[string]string, len(s.cfg.Checks))
+	for name, check := range s.cfg.Checks {
+		if err := check(ctx); err != nil {
+			status = http.StatusServiceUnavailable
+			results[name] = err.Error()
+		} else {
+			results[name] = "ok"
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(results)
+}
