@@ -1,6 +1,54 @@
 package main
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"time"
 
-// TODO(owner): placeholder until the command is written.
-func runBench(ctx context.Context, c *cli, args []string) error { return usagef("not built yet") }
+	"github.com/orgbridge/orgbridge/internal/bench"
+)
+
+func runBench(ctx context.Context, c *cli, args []string) error {
+	if len(args) == 0 || args[0] != "ingress" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintln(c.stderr, "Usage: orgbridge bench ingress [flags]\n\nRun `orgbridge bench ingress --help` for its flags.")
+			return errHelp
+		}
+		return usagef("usage: orgbridge bench ingress [flags] (the only benchmark this command runs; the others are `go test -bench`, see docs/BENCHMARKS.md)")
+	}
+	var opts bench.IngressOptions
+	fs := newFlags(c, "bench ingress", "[flags]\n\nLoads, in turn and with the same generator: a do-nothing HTTP server (the HTTP floor),\n"+
+		"the ingress (signature check + JetStream publish + ack), and bare JetStream publishing;\n"+
+		"prints events/s, p50/p99 ack latency and the ingress's ratio to both ceilings.",
+		envVar{"SLACK_SIGNING_SECRET", "signing secret of the ingress given with --target"})
+	fs.IntVar(&opts.Concurrency, "concurrency", 64, "concurrent senders")
+	fs.DurationVar(&opts.Duration, "duration", 10*time.Second, "measured time per phase")
+	fs.DurationVar(&opts.Warmup, "warmup", 2*time.Second, "unmeasured warm-up per phase")
+	fs.IntVar(&opts.PayloadBytes, "payload", 600, "size of each signed event in bytes")
+	fs.StringVar(&opts.Target, "target", "", "URL of a running ingress's /slack/events to load instead of an in-process one")
+	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the ingress phase to this file")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if opts.Concurrency < 1 || opts.Duration <= 0 || opts.PayloadBytes < 200 {
+		return usagef("--concurrency must be ≥ 1, --duration > 0 and --payload ≥ 200")
+	}
+	if opts.Target != "" {
+		opts.Secret = c.getenv("SLACK_SIGNING_SECRET")
+		if opts.Secret == "" {
+			return usagef("SLACK_SIGNING_SECRET: is required with --target (the running ingress's signing secret)")
+		}
+	}
+	opts.Progress = c.stderr
+	rep, err := bench.Ingress(ctx, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "ingress benchmark: %d senders, %d-byte signed events, %s per phase\n", opts.Concurrency, opts.PayloadBytes, opts.Duration)
+	fmt.Fprintln(c.stdout, rep.HTTPFloor)
+	fmt.Fprintln(c.stdout, rep.Ingress)
+	fmt.Fprintln(c.stdout, rep.BarePublish)
+	fmt.Fprintf(c.stdout, "ingress / HTTP floor:   %.2f (target ≥ 0.80)\n", rep.RatioToHTTP())
+	fmt.Fprintf(c.stdout, "ingress / bare publish: %.2f\n", rep.RatioToPublish())
+	return nil
+}

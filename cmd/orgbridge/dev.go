@@ -1,6 +1,116 @@
 package main
 
-import "context"
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
-// TODO(owner): placeholder until the command is written.
-func runDev(ctx context.Context, c *cli, args []string) error { return usagef("not built yet") }
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orgbridge/orgbridge/internal/config"
+	"github.com/orgbridge/orgbridge/internal/devstack"
+	"github.com/orgbridge/orgbridge/internal/telemetry"
+)
+
+func runDev(ctx context.Context, c *cli, args []string) error {
+	var f serviceFlags
+	fs := newFlags(c, "dev", "[flags]\n\nRuns everything in one process: an embedded NATS server with JetStream (also listening on\n"+
+		"ORGBRIDGE_NATS_ADDR for the CLI and other systems), Redis (REDIS_URL, or a redis-server child with\n"+
+		"AOF under the data dir), the ingress and every worker. State survives a restart.",
+		configEnv("ORGBRIDGE_DATA_DIR", "ORGBRIDGE_HTTP_ADDR", "ORGBRIDGE_NATS_ADDR", "REDIS_URL", "SLACK_SIGNING_SECRET",
+			"ORGBRIDGE_PUBLISH_TIMEOUT", "ORGBRIDGE_SHUTDOWN_TIMEOUT", "ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT")...)
+	f.register(fs, true, false)
+	var dataDir, natsAddr string
+	fs.StringVar(&dataDir, "data-dir", "", "where JetStream and Redis keep their data (ORGBRIDGE_DATA_DIR)")
+	fs.StringVar(&natsAddr, "nats-addr", "", "address the embedded NATS server listens on (ORGBRIDGE_NATS_ADDR)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := f.load(c)
+	if err != nil {
+		return err
+	}
+	if dataDir != "" {
+		cfg.DataDir = dataDir
+	}
+	if natsAddr != "" {
+		cfg.NATSAddr = natsAddr
+	}
+	log := newLogger(c, cfg)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("ORGBRIDGE_DATA_DIR: cannot create %s: %w", cfg.DataDir, err)
+	}
+	if cfg.SlackSigningSecret == "" {
+		secret, err := devSigningSecret(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		cfg.SlackSigningSecret = config.Secret(secret)
+		fmt.Fprintf(c.stdout, "SLACK_SIGNING_SECRET was not set; this dev stack signs with %s (kept in %s)\n",
+			secret, filepath.Join(cfg.DataDir, "dev-signing-secret"))
+	}
+
+	ns, err := devstack.StartNATS(cfg.NATSAddr, filepath.Join(cfg.DataDir, "jetstream"))
+	if err != nil {
+		return fmt.Errorf("ORGBRIDGE_NATS_ADDR: %w", err)
+	}
+	defer ns.Shutdown()
+	redisURL := cfg.RedisURL
+	if redisURL == "" {
+		child, err := devstack.StartRedis(ctx, filepath.Join(cfg.DataDir, "redis"), log)
+		if err != nil {
+			return err
+		}
+		defer child.Stop()
+		redisURL = child.URL()
+	}
+	rdb, err := openRedis(ctx, redisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	fmt.Fprintf(c.stdout, "orgbridge dev is running (Ctrl-C to stop)\n"+
+		"  ingress  http://%s/slack/events  /slack/commands  /slack/interactivity\n"+
+		"  metrics  http://%s/metrics\n"+
+		"  NATS     %s   (export NATS_URL=%s for the CLI)\n"+
+		"  Redis    %s\n"+
+		"  data     %s\n",
+		cfg.HTTPAddr, cfg.HTTPAddr, ns.URL(), ns.URL(), redisURL, cfg.DataDir)
+
+	reg := telemetry.NewRegistry()
+	inProcess := nats.InProcessServer(ns.Server())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveIngress(gctx, cfg, "", rdb, reg, log, inProcess) })
+	g.Go(func() error { return runWorkers(gctx, cfg, "", rdb, reg, log, nil, inProcess) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	log.Info("orgbridge dev stopped")
+	return err
+}
+
+// devSigningSecret returns the dev stack's signing secret, generating it on the
+// first run and keeping it (owner-only) so emulators and restarts agree.
+func devSigningSecret(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "dev-signing-secret")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	secret := hex.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("saving the dev signing secret: %w", err)
+	}
+	return secret, nil
+}

@@ -1,6 +1,83 @@
 package main
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
 
-// TODO(owner): placeholder until the command is written.
-func runIngress(ctx context.Context, c *cli, args []string) error { return usagef("not built yet") }
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orgbridge/orgbridge/internal/config"
+	"github.com/orgbridge/orgbridge/internal/ingress"
+	"github.com/orgbridge/orgbridge/internal/telemetry"
+)
+
+// ingressPublishConns is how many NATS connections the ingress publishes over;
+// see ingress.Pool.
+const ingressPublishConns = 2
+
+func runIngress(ctx context.Context, c *cli, args []string) error {
+	var f serviceFlags
+	fs := newFlags(c, "ingress", "[flags]\n\nServes Slack's requests (POST /slack/events, /slack/commands, /slack/interactivity),\n"+
+		"publishing each to JetStream before answering; GET /healthz, /readyz and /metrics.",
+		configEnv("SLACK_SIGNING_SECRET", "NATS_URL", "REDIS_URL", "ORGBRIDGE_HTTP_ADDR", "ORGBRIDGE_PUBLISH_TIMEOUT",
+			"ORGBRIDGE_SHUTDOWN_TIMEOUT", "ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_STREAM_DUPLICATE_WINDOW",
+			"ORGBRIDGE_STREAM_REPLICAS", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT")...)
+	f.register(fs, true, true)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := f.load(c)
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireProduction(true); err != nil {
+		return usagef("%v", err)
+	}
+	log := newLogger(c, cfg)
+	rdb, err := openRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	reg := telemetry.NewRegistry()
+	return serveIngress(ctx, cfg, cfg.NATSURL, rdb, reg, log)
+}
+
+// serveIngress runs the ingress until ctx ends; `ingress` and `dev` share it.
+func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb *redis.Client, reg *prometheus.Registry, log *slog.Logger, natsOpts ...nats.Option) error {
+	conns, jss, err := ingressConns(natsURL, ingressPublishConns, cfg.PublishTimeout, log, natsOpts...)
+	if err != nil {
+		return err
+	}
+	defer closeAll(conns)
+	if err := ensureStreams(ctx, jss[0], cfg); err != nil {
+		return err
+	}
+	pubs := make([]ingress.Publisher, len(jss))
+	for i, js := range jss {
+		pubs[i] = js
+	}
+	srv, err := ingress.New(ingress.Config{
+		SigningSecret:  cfg.SlackSigningSecret.Reveal(),
+		PublishTimeout: cfg.PublishTimeout,
+		Checks:         map[string]func(context.Context) error{"nats": natsReady(conns...), "redis": redisReady(rdb)},
+	}, ingress.NewPool(pubs...), log, reg)
+	if err != nil {
+		return err
+	}
+	srv.Mount("GET /metrics", telemetry.Handler(reg))
+	l, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("ORGBRIDGE_HTTP_ADDR: cannot listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	log.Info("ingress listening", "addr", l.Addr().String(), "events_url", "http://"+l.Addr().String()+"/slack/events")
+	err = serveHTTP(ctx, ingress.NewHTTPServer(cfg.HTTPAddr, srv.Handler()), l, cfg.ShutdownTimeout, log)
+	// Requests in flight have been answered; flush what is still buffered.
+	drain(conns, cfg.ShutdownTimeout)
+	return err
+}
+

@@ -3,6 +3,11 @@ package ingress
 import (
 	"context"
 	"errors"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"time"
 )
 
@@ -44,4 +49,34 @@ func (c Config) Validate() error {
 		return errors.New("ingress: the body cap must not be negative")
 	}
 	return nil
+}
+
+// NewHTTPServer returns the http.Server the ingress runs in: timeouts that bound
+// slow or stuck clients without touching Slack's normal requests.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Pool spreads publishes over several JetStream connections: the server reads
+// each connection with one goroutine, so a busy ingress pipelines better over a few.
+type Pool struct {
+	pubs []Publisher
+	next atomic.Uint64
+}
+
+// NewPool returns a Pool over pubs (at least one).
+func NewPool(pubs ...Publisher) *Pool { return &Pool{pubs: pubs} }
+
+// PublishMsgAsync publishes on the next connection in turn.
+func (p *Pool) PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	n := p.next.Add(1)
+	return p.pubs[n%uint64(len(p.pubs))].PublishMsgAsync(msg, opts...)
 }

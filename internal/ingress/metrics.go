@@ -7,6 +7,7 @@ type metrics struct {
 	publishAck   *prometheus.HistogramVec
 	unknownTypes prometheus.Counter
 	duplicates   prometheus.Counter
+	ok           map[string]prometheus.Counter // requests{route, code="200"}, looked up once
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,6 +29,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "orgbridge_ingress_duplicate_events_total",
 			Help: "Events JetStream already held (Slack retries of a stored event).",
 		}),
+	}
+	m.ok = make(map[string]prometheus.Counter)
+	for _, route := range []string{routeEvents, routeCommands, routeInteractions} {
+		m.ok[route] = m.requests.WithLabelValues(route, "200")
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.publishAck, m.unknownTypes, m.duplicates)

@@ -155,7 +155,7 @@ func (s *Server) fail(w http.ResponseWriter, route string, code int, format stri
 
 func (s *Server) ok(w http.ResponseWriter, route string) {
 	w.WriteHeader(http.StatusOK)
-	s.metrics.requests.WithLabelValues(route, "200").Inc()
+	s.metrics.ok[route].Inc()
 }
 
 // publish publishes msg and waits for the stream's acknowledgement, the request
@@ -186,25 +186,13 @@ func (s *Server) publish(ctx context.Context, req *request, msg *nats.Msg, msgID
 	}
 }
 
-// eventEnvelope holds the few fields of an Events API request the ingress routes by.
-type eventEnvelope struct {
-	Type         string `json:"type"`
-	Challenge    string `json:"challenge"`
-	TeamID       string `json:"team_id"`
-	EnterpriseID string `json:"enterprise_id"`
-	EventID      string `json:"event_id"`
-	Event        struct {
-		Type string `json:"type"`
-	} `json:"event"`
-}
-
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	req, ok := s.readVerified(w, r, routeEvents)
 	if !ok {
 		return
 	}
-	var env eventEnvelope
-	if err := json.Unmarshal(req.body, &env); err != nil {
+	env, err := parseEnvelope(req.body)
+	if err != nil {
 		s.fail(w, routeEvents, http.StatusBadRequest, "body is not a JSON Events API request: %v", err)
 		return
 	}
@@ -220,7 +208,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, routeEvents, http.StatusBadRequest, "body has no \"type\" field")
 		return
 	}
-	eventType := env.Event.Type
+	eventType := env.EventType
 	if env.Type != "event_callback" {
 		eventType = env.Type // app_rate_limited and any outer type Slack adds later
 	}
@@ -244,7 +232,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if msgID == "" {
 		msgID = "req:" + req.requestID
 	}
-	msg := nats.NewMsg(eventSubject(tenant, eventType))
+	msg := newMsg(eventSubject(tenant, eventType))
 	msg.Header.Set(events.HeaderContentType, "application/json")
 	setTenant(msg.Header, env.TeamID, env.EnterpriseID)
 	msg.Header.Set(events.HeaderType, eventType)
@@ -274,6 +262,12 @@ func eventSubject(tenant, eventType string) string {
 		return events.SlackUninstallSubject(tenant)
 	}
 	return events.SlackEventSubject(tenant, eventType)
+}
+
+// newMsg returns a message with room for every header the ingress sets, so the
+// header map is allocated once.
+func newMsg(subject string) *nats.Msg {
+	return &nats.Msg{Subject: subject, Header: make(nats.Header, 10)}
 }
 
 func setTenant(h nats.Header, team, enterprise string) {
@@ -309,7 +303,7 @@ func (s *Server) handleCommands(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, routeCommands, http.StatusBadRequest, "slash command has no \"user_id\" field")
 		return
 	}
-	msg := nats.NewMsg(events.SlackCommandSubject(tenant))
+	msg := newMsg(events.SlackCommandSubject(tenant))
 	msg.Header.Set(events.HeaderContentType, "application/x-www-form-urlencoded")
 	setTenant(msg.Header, team, enterprise)
 	msg.Header.Set(events.HeaderType, command)
@@ -365,7 +359,7 @@ func (s *Server) handleInteractivity(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, routeInteractions, http.StatusBadRequest, "payload has neither team.id nor enterprise.id")
 		return
 	}
-	msg := nats.NewMsg(events.SlackInteractionSubject(tenant))
+	msg := newMsg(events.SlackInteractionSubject(tenant))
 	msg.Header.Set(events.HeaderContentType, "application/x-www-form-urlencoded")
 	setTenant(msg.Header, team, enterprise)
 	msg.Header.Set(events.HeaderType, p.Type)

@@ -16,21 +16,24 @@ const (
 	schemaSPConfig = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 )
 
-type scimName struct {
+// SCIMName is a user's name sub-attributes (RFC 7643 §4.1.1).
+type SCIMName struct {
 	Formatted  string `json:"formatted,omitempty"`
 	FamilyName string `json:"familyName,omitempty"`
 	GivenName  string `json:"givenName,omitempty"`
 	MiddleName string `json:"middleName,omitempty"`
 }
 
-type multiValue struct {
+// SCIMMultiValue is one entry of emails, phoneNumbers or photos.
+type SCIMMultiValue struct {
 	Value   string `json:"value"`
 	Display string `json:"display,omitempty"`
 	Type    string `json:"type,omitempty"`
 	Primary bool   `json:"primary,omitempty"`
 }
 
-type scimMeta struct {
+// SCIMMeta is a resource's meta (RFC 7643 §3.1); Version is the weak ETag.
+type SCIMMeta struct {
 	ResourceType string `json:"resourceType"`
 	Created      string `json:"created"`
 	LastModified string `json:"lastModified"`
@@ -38,26 +41,26 @@ type scimMeta struct {
 	Location     string `json:"location,omitempty"`
 }
 
-// scimUser is a stored user. Stored values are never changed in place: an update
-// stores a new value, so a pointer read under the lock stays consistent.
-type scimUser struct {
-	Schemas           []string     `json:"schemas"`
-	ID                string       `json:"id"`
-	ExternalID        string       `json:"externalId,omitempty"`
-	UserName          string       `json:"userName"`
-	Name              *scimName    `json:"name,omitempty"`
-	DisplayName       string       `json:"displayName,omitempty"`
-	NickName          string       `json:"nickName,omitempty"`
-	Title             string       `json:"title,omitempty"`
-	UserType          string       `json:"userType,omitempty"`
-	PreferredLanguage string       `json:"preferredLanguage,omitempty"`
-	Locale            string       `json:"locale,omitempty"`
-	Timezone          string       `json:"timezone,omitempty"`
-	Active            bool         `json:"active"`
-	Emails            []multiValue `json:"emails,omitempty"`
-	PhoneNumbers      []multiValue `json:"phoneNumbers,omitempty"`
-	Photos            []multiValue `json:"photos,omitempty"`
-	Meta              scimMeta     `json:"meta"`
+// SCIMUser is a user as stored and served (the org's users are its SCIM users).
+// Stored values are never changed in place: an update stores a new value.
+type SCIMUser struct {
+	Schemas           []string         `json:"schemas"`
+	ID                string           `json:"id"`
+	ExternalID        string           `json:"externalId,omitempty"`
+	UserName          string           `json:"userName"`
+	Name              *SCIMName        `json:"name,omitempty"`
+	DisplayName       string           `json:"displayName,omitempty"`
+	NickName          string           `json:"nickName,omitempty"`
+	Title             string           `json:"title,omitempty"`
+	UserType          string           `json:"userType,omitempty"`
+	PreferredLanguage string           `json:"preferredLanguage,omitempty"`
+	Locale            string           `json:"locale,omitempty"`
+	Timezone          string           `json:"timezone,omitempty"`
+	Active            bool             `json:"active"`
+	Emails            []SCIMMultiValue `json:"emails,omitempty"`
+	PhoneNumbers      []SCIMMultiValue `json:"phoneNumbers,omitempty"`
+	Photos            []SCIMMultiValue `json:"photos,omitempty"`
+	Meta              SCIMMeta         `json:"meta"`
 
 	permitted bool // the user's permission to use the app
 	version   int64
@@ -74,7 +77,7 @@ type scimGroup struct {
 // directory holds one org's users and groups with the indexes SCIM lookups use,
 // so that filters on userName, externalId, emails.value and id are O(1).
 type directory struct {
-	users        []*scimUser // creation order; users are never deleted
+	users        []*SCIMUser // creation order; users are never deleted
 	userPos      map[string]int
 	byUserName   map[string]string // lower-cased userName → id
 	byExternalID map[string]string
@@ -98,14 +101,14 @@ func newDirectory() *directory {
 	}
 }
 
-func (d *directory) user(id string) *scimUser {
+func (d *directory) user(id string) *SCIMUser {
 	if i, ok := d.userPos[normID(id)]; ok {
 		return d.users[i]
 	}
 	return nil
 }
 
-func (d *directory) userByName(name string) *scimUser {
+func (d *directory) userByName(name string) *SCIMUser {
 	if id, ok := d.byUserName[strings.ToLower(name)]; ok {
 		return d.user(id)
 	}
@@ -113,7 +116,7 @@ func (d *directory) userByName(name string) *scimUser {
 }
 
 // checkUnique reports a uniqueness conflict of u with another user than u.ID.
-func (d *directory) checkUnique(u *scimUser) *scimError {
+func (d *directory) checkUnique(u *SCIMUser) *scimError {
 	if id, ok := d.byUserName[strings.ToLower(u.UserName)]; ok && id != u.ID {
 		return &scimError{status: 409, scimType: "uniqueness", detail: "userName " + strconv.Quote(u.UserName) + " is already taken"}
 	}
@@ -126,7 +129,7 @@ func (d *directory) checkUnique(u *scimUser) *scimError {
 }
 
 // addUser stores a new user, assigning id and meta; the caller holds e.mu.
-func (d *directory) addUser(e *Emulator, u *scimUser, now time.Time) (*scimUser, *scimError) {
+func (d *directory) addUser(e *Emulator, u *SCIMUser, now time.Time) (*SCIMUser, *scimError) {
 	if err := validateUser(u); err != nil {
 		return nil, err
 	}
@@ -137,7 +140,7 @@ func (d *directory) addUser(e *Emulator, u *scimUser, now time.Time) (*scimUser,
 	u.Schemas = []string{schemaUser}
 	u.version = 1
 	ts := now.UTC().Format(time.RFC3339Nano)
-	u.Meta = scimMeta{ResourceType: "User", Created: ts, LastModified: ts, Version: etag(1)}
+	u.Meta = SCIMMeta{ResourceType: "User", Created: ts, LastModified: ts, Version: etag(1)}
 	d.userPos[u.ID] = len(d.users)
 	d.users = append(d.users, u)
 	d.index(u)
@@ -146,7 +149,7 @@ func (d *directory) addUser(e *Emulator, u *scimUser, now time.Time) (*scimUser,
 
 // replaceUser stores next in place of the user with next.ID; the caller holds
 // e.mu and has checked uniqueness.
-func (d *directory) replaceUser(prev, next *scimUser, now time.Time) *scimUser {
+func (d *directory) replaceUser(prev, next *SCIMUser, now time.Time) *SCIMUser {
 	d.unindex(prev)
 	next.ID = prev.ID
 	next.Schemas = []string{schemaUser}
@@ -160,7 +163,7 @@ func (d *directory) replaceUser(prev, next *scimUser, now time.Time) *scimUser {
 	return next
 }
 
-func (d *directory) index(u *scimUser) {
+func (d *directory) index(u *SCIMUser) {
 	d.byUserName[strings.ToLower(u.UserName)] = u.ID
 	if u.ExternalID != "" {
 		d.byExternalID[u.ExternalID] = u.ID
@@ -176,7 +179,7 @@ func (d *directory) index(u *scimUser) {
 	}
 }
 
-func (d *directory) unindex(u *scimUser) {
+func (d *directory) unindex(u *SCIMUser) {
 	delete(d.byUserName, strings.ToLower(u.UserName))
 	if u.ExternalID != "" && d.byExternalID[u.ExternalID] == u.ID {
 		delete(d.byExternalID, u.ExternalID)
@@ -192,7 +195,7 @@ func (d *directory) unindex(u *scimUser) {
 	}
 }
 
-func validateUser(u *scimUser) *scimError {
+func validateUser(u *SCIMUser) *scimError {
 	if strings.TrimSpace(u.UserName) == "" {
 		return &scimError{status: 400, scimType: "invalidValue", detail: "userName is required"}
 	}

@@ -162,8 +162,8 @@ func New(cfg Config) (*Emulator, error) {
 // Handler serves the OAuth, identity, SCIM and control endpoints.
 func (e *Emulator) Handler() http.Handler { return e.mux }
 
-// SetBaseURL tells the emulator the URL it is reachable at, used in redirects'
-// absence, identity URLs, instance_url and SCIM meta.location.
+// SetBaseURL tells the emulator the URL it is reachable at, which it puts in
+// identity URLs, instance_url and SCIM locations.
 func (e *Emulator) SetBaseURL(u string) {
 	u = strings.TrimRight(u, "/")
 	e.base.Store(&u)

@@ -22,14 +22,14 @@ func (o *org) isExpired(now time.Time) bool {
 	return o.expired || (!o.expiresAt.IsZero() && !now.Before(o.expiresAt))
 }
 
-// userSpec describes a user of a seeded or created org.
-type userSpec struct {
-	Username    string `json:"username"`
-	Email       string `json:"email,omitempty"`
-	Name        string `json:"name,omitempty"`
-	Active      *bool  `json:"active,omitempty"`
-	Permitted   *bool  `json:"permitted,omitempty"`
-	Description string `json:"-"`
+// UserSpec describes one user of an [OrgSpec]. Email defaults to the username;
+// Active and Permitted (the user's permission to use the app) default to true.
+type UserSpec struct {
+	Username  string `json:"username"`
+	Email     string `json:"email,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Active    *bool  `json:"active,omitempty"`
+	Permitted *bool  `json:"permitted,omitempty"`
 }
 
 // OrgSpec describes an org for [Emulator.CreateOrg] and POST /_emulator/orgs.
@@ -44,9 +44,6 @@ type OrgSpec struct {
 	ExpiresIn Duration   `json:"expires_in,omitempty"`
 	Users     []UserSpec `json:"users"`
 }
-
-// UserSpec describes one user of an [OrgSpec]. Active and Permitted default to true.
-type UserSpec = userSpec
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration string ("24h").
 type Duration time.Duration
@@ -174,7 +171,7 @@ func (e *Emulator) createOrgLocked(s OrgSpec) (*org, error) {
 		if us.Username == "" {
 			return nil, fmt.Errorf("orgemu: org %s: a user has no username", id)
 		}
-		u := &scimUser{
+		u := &SCIMUser{
 			UserName:    us.Username,
 			DisplayName: us.Name,
 			Active:      us.Active == nil || *us.Active,
@@ -184,10 +181,10 @@ func (e *Emulator) createOrgLocked(s OrgSpec) (*org, error) {
 		if email == "" {
 			email = us.Username
 		}
-		u.Emails = []multiValue{{Value: email, Type: "work", Primary: true}}
+		u.Emails = []SCIMMultiValue{{Value: email, Type: "work", Primary: true}}
 		if us.Name != "" {
 			given, family, _ := strings.Cut(us.Name, " ")
-			u.Name = &scimName{GivenName: given, FamilyName: family, Formatted: us.Name}
+			u.Name = &SCIMName{GivenName: given, FamilyName: family, Formatted: us.Name}
 		}
 		if _, err := o.dir.addUser(e, u, now); err != nil {
 			return nil, fmt.Errorf("orgemu: org %s: %s", id, err.detail)

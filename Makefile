@@ -1,0 +1,47 @@
+# orgbridge — `make run` and `make test` do all the set-up on a fresh Debian machine with Go.
+GO      ?= go
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN     := bin/orgbridge
+# Test packages run two at a time: the machine this is built for has 2 cores.
+TEST_P  ?= 2
+
+.PHONY: run test deps build vet race bench fuzz clean
+
+## deps: install what running and testing need (redis-server) when it is missing
+deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server with apt-get"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+	@redis-server --version
+
+## build: the one binary
+build:
+	$(GO) build -o $(BIN) ./cmd/orgbridge
+
+## run: everything in one process (NATS, Redis, emulators, ingress, workers); data in ./data
+run: deps build
+	./$(BIN) dev
+
+## test: vet, then every test against real NATS and Redis
+test: deps vet
+	$(GO) test -p $(TEST_P) -timeout 30m -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+## race: the concurrent packages under the race detector
+race: deps
+	$(GO) test -p 1 -race -timeout 30m -count=1 ./internal/bus/... ./internal/store/... ./internal/ingress/... ./internal/ops/...
+
+## bench: the ingress against its ceilings, then the package benchmarks (see docs/BENCHMARKS.md)
+bench: deps build
+	./$(BIN) bench ingress
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: a minute on each fuzz target
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzRequestPath -fuzztime 60s ./internal/ingress
+	$(GO) test -run '^$$' -fuzz FuzzParseEnvelope -fuzztime 60s ./internal/ingress
+
+clean:
+	rm -rf bin

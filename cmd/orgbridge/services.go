@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orgbridge/orgbridge/internal/config"
+	"github.com/orgbridge/orgbridge/internal/telemetry"
+)
+
+// configEnv lists config.Vars for a command's --help.
+func configEnv(names ...string) []envVar {
+	var out []envVar
+	for _, v := range config.Vars() {
+		for _, n := range names {
+			if v.Name == n {
+				help := v.Help
+				if v.Default != "" {
+					help += " (default " + v.Default + ")"
+				}
+				out = append(out, envVar{v.Name, help})
+			}
+		}
+	}
+	return out
+}
+
+// serviceFlags are the flags the long-running commands share; each overrides
+// its environment variable.
+type serviceFlags struct {
+	httpAddr, natsURL, redisURL string
+}
+
+func (f *serviceFlags) register(fs *flag.FlagSet, http, nats bool) {
+	if http {
+		fs.StringVar(&f.httpAddr, "http-addr", "", "address the ingress listens on (ORGBRIDGE_HTTP_ADDR)")
+	}
+	if nats {
+		fs.StringVar(&f.natsURL, "nats-url", "", "NATS server URL (NATS_URL)")
+	}
+	fs.StringVar(&f.redisURL, "redis-url", "", "Redis URL (REDIS_URL)")
+}
+
+// load reads the environment with the flags laid over it. A bad value is a
+// usage error naming the variable (exit code 2).
+func (f *serviceFlags) load(c *cli) (config.Config, error) {
+	overrides := map[string]string{"ORGBRIDGE_HTTP_ADDR": f.httpAddr, "NATS_URL": f.natsURL, "REDIS_URL": f.redisURL}
+	cfg, err := config.Load(func(name string) string {
+		if v := overrides[name]; v != "" {
+			return v
+		}
+		return c.getenv(name)
+	})
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		return cfg, usagef("%v", ce)
+	}
+	return cfg, err
+}
+
+func newLogger(c *cli, cfg config.Config) *slog.Logger {
+	return telemetry.NewLogger(c.stderr, cfg.LogFormat, cfg.LogLevel)
+}
+
+// connectService connects a long-running part to NATS: it keeps reconnecting
+// forever and logs connection changes.
+func connectService(url, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}, extra...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach NATS at %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// openRedis connects to url and checks it answers.
+func openRedis(ctx context.Context, url string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, usagef("REDIS_URL: %v", err)
+	}
+	rdb := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("cannot reach Redis at %s: %w", opts.Addr, err)
+	}
+	return rdb, nil
+}
+
+// natsReady and redisReady are /readyz checks.
+func natsReady(conns ...*nats.Conn) func(context.Context) error {
+	return func(context.Context) error {
+		for _, nc := range conns {
+			if s := nc.Status(); s != nats.CONNECTED {
+				return fmt.Errorf("NATS connection is %s", s)
+			}
+		}
+		return nil
+	}
+}
+
+func redisReady(rdb *redis.Client) func(context.Context) error {
+	return func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+}
+
+// ingressConns opens the connections the ingress publishes on. Publishes fail at
+// once while disconnected (no reconnect buffer), so Slack gets a 503 and
+// retries instead of the ingress holding events it has not stored.
+func ingressConns(url string, n int, publishTimeout time.Duration, log *slog.Logger, extra ...nats.Option) ([]*nats.Conn, []jetstream.JetStream, error) {
+	var conns []*nats.Conn
+	var jss []jetstream.JetStream
+	for i := 0; i < n; i++ {
+		nc, err := connectService(url, fmt.Sprintf("orgbridge-ingress-%d", i), log, append([]nats.Option{nats.ReconnectBufSize(-1)}, extra...)...)
+		if err != nil {
+			closeAll(conns)
+			return nil, nil, err
+		}
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishTimeout))
+		if err != nil {
+			closeAll(append(conns, nc))
+			return nil, nil, err
+		}
+		conns = append(conns, nc)
+		jss = append(jss, js)
+	}
+	return conns, jss, nil
+}
+
+func closeAll(conns []*nats.Conn) {
+	for _, nc := range conns {
+		nc.Close()
+	}
+}
+
+// serveHTTP serves srv until ctx ends, then shuts it down gracefully: it stops
+// accepting, lets requests in flight finish (each waits at most for its publish
+// ack), and gives up after timeout.
+func serveHTTP(ctx context.Context, srv *http.Server, l net.Listener, timeout time.Duration, log *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("HTTP server on %s: %w", l.Addr(), err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down HTTP server", "addr", l.Addr().String())
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("HTTP server shutdown: %w", err)
+	}
+	<-errc
+	return nil
+}
+
+// drain flushes and closes conns, waiting at most timeout for each.
+func drain(conns []*nats.Conn, timeout time.Duration) {
+	for _, nc := range conns {
+		if err := nc.Drain(); err != nil {
+			nc.Close()
+			continue
+		}
+		deadline := time.Now().Add(timeout)
+		for !nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		nc.Close()
+	}
+}

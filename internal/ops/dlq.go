@@ -1,0 +1,333 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgbridge/orgbridge/events"
+)
+
+// DeadLetterSubjects is the filter that selects dead letters in the DLQ
+// stream. The stream also captures MAX_DELIVERIES advisories, which the worker
+// runtime converts into dead letters and deletes; ops never touches those.
+const DeadLetterSubjects = "dlq.>"
+
+// DeadLetter is one message in the DLQ stream with its dead-letter headers decoded.
+type DeadLetter struct {
+	// ID is the message's sequence in the DLQ stream.
+	ID uint64 `json:"id"`
+	// DLQSubject is the subject the dead letter is stored on (dlq.<stream>.<consumer>).
+	DLQSubject string    `json:"dlq_subject"`
+	StoredAt   time.Time `json:"stored_at"`
+	// FailedAt is when the runtime gave up on the message; zero when the header
+	// is missing or unreadable (FailedAtRaw keeps it as written).
+	FailedAt    time.Time `json:"failed_at"`
+	FailedAtRaw string    `json:"-"`
+	// Stream, Seq, Subject and Consumer say where the original message was and
+	// which durable consumer failed on it.
+	Stream     string `json:"stream"`
+	Seq        uint64 `json:"seq"`
+	Subject    string `json:"subject"`
+	Consumer   string `json:"consumer"`
+	Deliveries int    `json:"deliveries"`
+	Error      string `json:"error"`
+	// Header is every header of the dead letter, the original's and the
+	// dead-letter ones.
+	Header nats.Header `json:"headers,omitempty"`
+	// Data is the original body.
+	Data []byte `json:"-"`
+}
+
+// Body returns the original body for JSON output: the body itself when it is
+// JSON, else the bytes as a JSON string.
+func (d *DeadLetter) Body() json.RawMessage {
+	if len(d.Data) > 0 && json.Valid(d.Data) {
+		return json.RawMessage(d.Data)
+	}
+	b, _ := json.Marshal(string(d.Data))
+	return b
+}
+
+// MarshalJSON adds the body to the JSON form of a dead letter.
+func (d *DeadLetter) MarshalJSON() ([]byte, error) {
+	type plain DeadLetter
+	return json.Marshal(struct {
+		*plain
+		Body json.RawMessage `json:"body"`
+	}{(*plain)(d), d.Body()})
+}
+
+// newDeadLetter decodes the headers of a DLQ message.
+func newDeadLetter(id uint64, subject string, stored time.Time, h nats.Header, data []byte) DeadLetter {
+	d := DeadLetter{
+		ID: id, DLQSubject: subject, StoredAt: stored, Header: h, Data: data,
+		Stream:      h.Get(events.HeaderDLQStream),
+		Subject:     h.Get(events.HeaderDLQSubject),
+		Consumer:    h.Get(events.HeaderDLQConsumer),
+		Error:       h.Get(events.HeaderDLQError),
+		FailedAtRaw: h.Get(events.HeaderDLQFailedAt),
+	}
+	d.Seq, _ = strconv.ParseUint(h.Get(events.HeaderDLQSeq), 10, 64)
+	d.Deliveries, _ = strconv.Atoi(h.Get(events.HeaderDLQDeliveries))
+	if t, err := time.Parse(time.RFC3339Nano, d.FailedAtRaw); err == nil {
+		d.FailedAt = t
+	}
+	return d
+}
+
+// DLQFilter selects dead letters by where they failed; empty fields match all.
+type DLQFilter struct {
+	Stream   string
+	Consumer string
+}
+
+func (f DLQFilter) match(d *DeadLetter) bool {
+	return (f.Stream == "" || d.Stream == f.Stream) && (f.Consumer == "" || d.Consumer == f.Consumer)
+}
+
+// ListDeadLetters returns the dead letters in the DLQ stream that match f, in
+// the order they were parked. Only messages under [DeadLetterSubjects] are
+// read; the stream's last sequence when the call started bounds the read.
+func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f DLQFilter) ([]DeadLetter, error) {
+	s, err := openStream(ctx, js, events.StreamDLQ)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamDLQ, err)
+	}
+	var out []DeadLetter
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{DeadLetterSubjects}}
+	err = scan(ctx, s, occ, info.State.LastSeq, func(msg jetstream.Msg, md *jetstream.MsgMetadata) error {
+		d := newDeadLetter(md.Sequence.Stream, msg.Subject(), md.Timestamp, msg.Headers(), msg.Data())
+		if f.match(&d) {
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetDeadLetter returns the dead letter with DLQ stream sequence id.
+func GetDeadLetter(ctx context.Context, js jetstream.JetStream, id uint64) (*DeadLetter, error) {
+	s, err := openStream(ctx, js, events.StreamDLQ)
+	if err != nil {
+		return nil, err
+	}
+	return getDeadLetter(ctx, s, id)
+}
+
+func getDeadLetter(ctx context.Context, s jetstream.Stream, id uint64) (*DeadLetter, error) {
+	raw, err := s.GetMsg(ctx, id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("dead letter %d: %w (already re-driven or purged?); run `orgbridge dlq list`", id, ErrDeadLetterNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dead letter %d: %w", id, err)
+	}
+	if !strings.HasPrefix(raw.Subject, "dlq.") {
+		return nil, fmt.Errorf("DLQ message %d on %s: %w", id, raw.Subject, ErrNotDeadLetter)
+	}
+	d := newDeadLetter(raw.Sequence, raw.Subject, raw.Time, raw.Header, raw.Data)
+	return &d, nil
+}
+
+// RedriveResult is what happened to one dead letter.
+type RedriveResult struct {
+	ID      uint64 `json:"id"`
+	Subject string `json:"subject"`
+	// Duplicate is true when the original stream already had this re-drive
+	// (same Nats-Msg-Id within its duplicate window) and stored nothing new.
+	Duplicate bool `json:"duplicate"`
+	// Seq is the stream sequence of the re-driven copy.
+	Seq   uint64 `json:"seq,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// RedriveSummary reports a re-drive.
+type RedriveSummary struct {
+	Redriven   int             `json:"redriven"`
+	Duplicates int             `json:"duplicates"`
+	Failed     int             `json:"failed"`
+	Results    []RedriveResult `json:"results"`
+}
+
+func (s *RedriveSummary) add(r RedriveResult) {
+	s.Results = append(s.Results, r)
+	switch {
+	case r.Error != "":
+		s.Failed++
+	case r.Duplicate:
+		s.Duplicates++
+	default:
+		s.Redriven++
+	}
+}
+
+// Redrive re-delivers the dead letter id to the consumer that failed on it:
+// it republishes the original body and headers (without the dead-letter
+// headers) on the original subject with [events.HeaderOriginID] = the
+// original's identity, [events.HeaderReplayFor] = the failing consumer and
+// Nats-Msg-Id "redrive:<id>", waits for the stream's acknowledgement and only
+// then deletes the dead letter. Re-driving the same id again within the
+// duplicate window (say after the delete failed) stores nothing new.
+func Redrive(ctx context.Context, js jetstream.JetStream, id uint64) (RedriveResult, error) {
+	s, err := openStream(ctx, js, events.StreamDLQ)
+	if err != nil {
+		return RedriveResult{ID: id}, err
+	}
+	d, err := getDeadLetter(ctx, s, id)
+	if err != nil {
+		return RedriveResult{ID: id}, err
+	}
+	return redrive(ctx, js, s, d)
+}
+
+// RedriveAll re-drives every dead letter matching f, one at a time as
+// [Redrive] does, writing progress to progress (nil for none). A dead letter
+// that fails stays in the DLQ and is counted in Failed; the others go on.
+func RedriveAll(ctx context.Context, js jetstream.JetStream, f DLQFilter, progress io.Writer) (*RedriveSummary, error) {
+	if progress == nil {
+		progress = io.Discard
+	}
+	s, err := openStream(ctx, js, events.StreamDLQ)
+	if err != nil {
+		return nil, err
+	}
+	list, err := ListDeadLetters(ctx, js, f)
+	if err != nil {
+		return nil, err
+	}
+	sum := &RedriveSummary{Results: []RedriveResult{}}
+	last := time.Now()
+	for i := range list {
+		if err := ctx.Err(); err != nil {
+			return sum, err
+		}
+		r, err := redrive(ctx, js, s, &list[i])
+		if err != nil {
+			r.Error = err.Error()
+		}
+		sum.add(r)
+		if time.Since(last) >= DefaultProgressInterval {
+			fmt.Fprintf(progress, "re-drove %d/%d (%d%%)\n", i+1, len(list), (i+1)*100/len(list))
+			last = time.Now()
+		}
+	}
+	return sum, nil
+}
+
+// RedriveMsgID is the Nats-Msg-Id of the re-drive of dead letter id.
+func RedriveMsgID(id uint64) string { return "redrive:" + strconv.FormatUint(id, 10) }
+
+func redrive(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, d *DeadLetter) (RedriveResult, error) {
+	r := RedriveResult{ID: d.ID, Subject: d.Subject}
+	ack, err := republish(ctx, js, d)
+	if err != nil {
+		return r, err
+	}
+	r.Duplicate, r.Seq = ack.Duplicate, ack.Sequence
+	if err := dlq.DeleteMsg(ctx, d.ID); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return r, fmt.Errorf("dead letter %d was re-driven but could not be deleted (re-driving it again stores nothing new): %w", d.ID, err)
+	}
+	return r, nil
+}
+
+// republish publishes the copy of d and waits for its acknowledgement.
+func republish(ctx context.Context, js jetstream.JetStream, d *DeadLetter) (*jetstream.PubAck, error) {
+	if d.Subject == "" {
+		return nil, fmt.Errorf("dead letter %d: %w (%s)", d.ID, ErrNoOriginalSubject, events.HeaderDLQSubject)
+	}
+	orig := copyHeader(d.Header, func(k string) bool {
+		return strings.HasPrefix(k, dlqHeaderPrefix) || jsControlHeader(k)
+	})
+	id := originIdentity(ctx, js, d, orig)
+	msg := nats.NewMsg(d.Subject)
+	msg.Data = d.Data
+	msg.Header = orig
+	msg.Header.Set(events.HeaderOriginID, id)
+	if d.Consumer != "" {
+		msg.Header.Set(events.HeaderReplayFor, d.Consumer)
+	} else {
+		msg.Header.Del(events.HeaderReplayFor)
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(RedriveMsgID(d.ID))}
+	if d.Stream != "" {
+		opts = append(opts, jetstream.WithExpectStream(d.Stream))
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultAckTimeout)
+		defer cancel()
+	}
+	ack, err := js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("re-driving dead letter %d to %s: %w", d.ID, d.Subject, err)
+	}
+	return ack, nil
+}
+
+// originIdentity is the [events.MessageIdentity] of the message d was made
+// from: the origin id the dead letter carries when one is there (the failed
+// message was itself a copy, or the runtime recorded it); else that of the
+// original read back from its stream, so the identity does not depend on which
+// Nats-Msg-Id the runtime parked the dead letter with; else, when the original
+// has aged out, its stream and sequence.
+func originIdentity(ctx context.Context, js jetstream.JetStream, d *DeadLetter, orig nats.Header) string {
+	if v := orig.Get(events.HeaderOriginID); v != "" {
+		return v
+	}
+	if d.Stream != "" && d.Seq != 0 {
+		if s, err := js.Stream(ctx, d.Stream); err == nil {
+			if raw, err := s.GetMsg(ctx, d.Seq); err == nil && raw.Subject == d.Subject {
+				return events.MessageIdentity(raw.Header, d.Stream, d.Seq)
+			}
+		}
+	}
+	// The dead letter's own Nats-Msg-Id is the one the runtime parked it with,
+	// not the original's, so orig (which has none) falls back to stream:seq.
+	return events.MessageIdentity(orig, d.Stream, d.Seq)
+}
+
+// PurgeDeadLetters removes every dead letter from the DLQ stream and returns
+// how many there were just before. Captured advisories are left to the runtime.
+func PurgeDeadLetters(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	s, err := openStream(ctx, js, events.StreamDLQ)
+	if err != nil {
+		return 0, err
+	}
+	n, err := countSubjects(ctx, s, DeadLetterSubjects)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(DeadLetterSubjects)); err != nil {
+		return 0, fmt.Errorf("purging %s on stream %s: %w", DeadLetterSubjects, events.StreamDLQ, err)
+	}
+	return n, nil
+}
+
+// countSubjects counts the messages of s on subjects matching filter.
+func countSubjects(ctx context.Context, s jetstream.Stream, filter string) (uint64, error) {
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, fmt.Errorf("counting %s: %w", filter, err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, nil
+}
