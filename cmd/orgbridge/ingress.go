@@ -80,4 +80,3 @@ func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb *r
 	drain(conns, cfg.ShutdownTimeout)
 	return err
 }
-
