@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/redis/go-redis/v9"
+)
+
+// Locker hands out per-key locks in Redis. A lock is a key holding a random
+// token with an expiry: only the owner of the token may release or refresh it,
+// and Lua scripts that write under the lock check the token (see [Lock.Token] and
+// [ApplyOnce]), which fences out a former owner whose lock expired while it was
+// paused. Use [Key] for lock keys so they share the tenant's slot.
+type Locker struct {
+	rdb redis.Cmdable
+}
+
+// NewLocker returns a Locker over rdb (a *redis.Client, *redis.ClusterClient or
+// *redis.Ring all work).
+func NewLocker(rdb redis.Cmdable) *Locker { return &Locker{rdb: rdb} }
+
+// Lock is one obtained lock. It is not safe to refresh and release from several
+// goroutines at once without the caller's own ordering.
+type Lock struct {
+	rdb   redis.Cmdable
+	key   string
+	token string
+}
+
+var (
+	releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0`)
+	refreshScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`)
+)
+
+// Obtain takes the lock on key for ttl if nobody holds it, and returns
+// [ErrNotObtained] at once if somebody does.
+func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
+	if ttl <= 0 {
+		return nil, ErrInvalidTTL
+	}
+	token, err := newToken()
+	if err != nil {
+		return nil, err
+	}
+	ok, err := l.rdb.SetNX(ctx, key, token, ttl).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: obtaining lock %s: %w", key, err)
+	}
+	if !ok {
+		return nil, ErrNotObtained
+	}
+	return &Lock{rdb: l.rdb, key: key, token: token}, nil
+}
+
+// ObtainWait is [Locker.Obtain] that keeps trying, with jittered exponential
+// backoff from 10 ms to 500 ms, until it gets the lock or ctx ends. An ended wait
+// returns an error matching both [ErrNotObtained] and ctx's error.
+func (l *Locker) ObtainWait(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(10*time.Millisecond),
+		backoff.WithMaxInterval(500*time.Millisecond),
+		backoff.WithMaxElapsedTime(0),
+	)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		lock, err := l.Obtain(ctx, key, ttl)
+		if !errors.Is(err, ErrNotObtained) {
+			return lock, err
+		}
+		d := b.NextBackOff()
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrNotObtained, ctx.Err())
+		case <-timer.C:
+		}
+	}
+}
+
+// Key is the locked key.
+func (k *Lock) Key() string { return k.key }
+
+// Token is the lock's random token. Pass it to Lua scripts that must write only
+// while this lock is held: they compare it with GET of [Lock.Key] (fencing).
+func (k *Lock) Token() string { return k.token }
+
+// Release gives the lock up if this owner still holds it, and returns
+// [ErrLockNotHeld] otherwise (it expired, or another owner has it now).
+func (k *Lock) Release(ctx context.Context) error {
+	n, err := releaseScript.Run(ctx, k.rdb, []string{k.key}, k.token).Int64()
+	if err != nil {
+		return fmt.Errorf("store: releasing lock %s: %w", k.key, err)
+	}
+	if n == 0 {
+		return ErrLockNotHeld
+	}
+	return nil
+}
+
+// Refresh sets the lock to expire ttl from now if this owner still holds it, and
+// returns [ErrLockNotHeld] otherwise.
+func (k *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
+	if ttl <= 0 {
+		return ErrInvalidTTL
+	}
+	n, err := refreshScript.Run(ctx, k.rdb, []string{k.key}, k.token, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return fmt.Errorf("store: refreshing lock %s: %w", k.key, err)
+	}
+	if n == 0 {
+		return ErrLockNotHeld
+	}
+	return nil
+}
+
+// KeepAlive runs fn while refreshing the lock to ttl every ttl/3, for work that
+// may outlast one ttl. The ctx fn receives is cancelled (with cause
+// [ErrLockNotHeld]) as soon as a refresh finds the lock lost, so fn can stop
+// early; its writes should still be fenced with [Lock.Token]. KeepAlive returns
+// when fn does, and its refresher has ended by then. It returns fn's error, or
+// [ErrLockNotHeld] if fn succeeded but the lock was lost while it ran. It does
+// not release the lock.
+func (k *Lock) KeepAlive(ctx context.Context, ttl time.Duration, fn func(ctx context.Context) error) error {
+	if ttl <= 0 {
+		return ErrInvalidTTL
+	}
+	fnCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-fnCtx.Done():
+				return
+			case <-t.C:
+				// A transient Redis error is retried at the next tick; the lock
+				// only counts as lost when Redis says the token does not match.
+				if err := k.Refresh(fnCtx, ttl); errors.Is(err, ErrLockNotHeld) {
+					cancel(ErrLockNotHeld)
+					return
+				}
+			}
+		}
+	}()
+	err := fn(fnCtx)
+	close(stop)
+	<-ended
+	if err == nil && errors.Is(context.Cause(fnCtx), ErrLockNotHeld) {
+		return ErrLockNotHeld
+	}
+	return err
+}
+
+func newToken() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("store: generating lock token: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
