@@ -2,21 +2,173 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/orgbridge/orgbridge/internal/bus"
 	"github.com/orgbridge/orgbridge/internal/config"
+	"github.com/orgbridge/orgbridge/internal/ingress"
+	"github.com/orgbridge/orgbridge/internal/telemetry"
 )
 
-func runWorker(ctx context.Context, c *cli, args []string) error {
-	return usagef("not built yet")
+// workerDeps is everything a worker is built from: one connection, one Redis
+// client, one logger and one registry per process.
+type workerDeps struct {
+	cfg config.Config
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	rdb *redis.Client
+	log *slog.Logger
+	reg prometheus.Registerer
 }
 
-// runWorkers runs the named workers (all when only is empty) until ctx ends.
-func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb *redis.Client, reg *prometheus.Registry, log *slog.Logger, only []string, natsOpts ...nats.Option) error {
-	<-ctx.Done()
-	return nil
+// worker is one of orgbridge's workers.
+type worker interface {
+	// Register adds the worker's durable consumers and handlers to r.
+	Register(r *bus.Runner) error
+	// Run runs the worker's background loops (schedules, token refresh) until
+	// ctx ends; a worker without any returns nil when ctx ends.
+	Run(ctx context.Context) error
+}
+
+// workerNames lists the workers in the order they start.
+var workerNames = []string{"binding", "mapping", "disconnect", "provisioning"}
+
+// errNotBuilt marks a worker this version of orgbridge does not have yet.
+type notBuiltError struct{ name string }
+
+func (e *notBuiltError) Error() string {
+	return "the " + e.name + " worker is not part of this version yet"
+}
+
+func errNotBuilt(name string) error { return &notBuiltError{name} }
+
+func buildWorker(name string, d workerDeps) (worker, error) {
+	switch name {
+	case "binding":
+		return buildBinding(d)
+	case "mapping":
+		return buildMapping(d)
+	case "disconnect":
+		return buildDisconnect(d)
+	case "provisioning":
+		return buildProvisioning(d)
+	}
+	return nil, usagef("--only: unknown worker %q (choose from %s)", name, strings.Join(workerNames, ", "))
+}
+
+func runWorker(ctx context.Context, c *cli, args []string) error {
+	var f serviceFlags
+	var only string
+	fs := newFlags(c, "worker", "[--only "+strings.Join(workerNames, ",")+"] [flags]\n\n"+
+		"Runs workers as replicas behind durable pull consumers: start as many as the load needs.",
+		configEnv("NATS_URL", "REDIS_URL", "ORGBRIDGE_SHUTDOWN_TIMEOUT", "ORGBRIDGE_STREAM_MAX_AGE",
+			"ORGBRIDGE_STREAM_DUPLICATE_WINDOW", "ORGBRIDGE_STREAM_REPLICAS", "ORGBRIDGE_ENCRYPTION_KEYS",
+			"SLACK_API_URL", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "ORG_LOGIN_URL", "ORG_CLIENT_ID",
+			"ORG_CLIENT_SECRET", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT")...)
+	f.register(fs, false, true)
+	fs.StringVar(&only, "only", "", "comma-separated workers to run (default: all)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := f.load(c)
+	if err != nil {
+		return err
+	}
+	names := splitList(only)
+	for _, n := range names {
+		if !slices.Contains(workerNames, n) {
+			return usagef("--only: unknown worker %q (choose from %s)", n, strings.Join(workerNames, ", "))
+		}
+	}
+	if err := cfg.RequireProduction(false); err != nil {
+		return usagef("%v", err)
+	}
+	log := newLogger(c, cfg)
+	rdb, err := openRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	reg := telemetry.NewRegistry()
+	l, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("ORGBRIDGE_METRICS_ADDR: cannot listen on %s: %w", cfg.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", telemetry.Handler(reg))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return serveHTTP(gctx, ingress.NewHTTPServer(cfg.MetricsAddr, mux), l, cfg.ShutdownTimeout, log)
+	})
+	g.Go(func() error { return runWorkers(gctx, cfg, cfg.NATSURL, rdb, reg, log, names) })
+	return g.Wait()
+}
+
+// runWorkers runs the named workers (all that this version has when only is
+// empty) until ctx ends, then drains them.
+func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb *redis.Client, reg prometheus.Registerer, log *slog.Logger, only []string, natsOpts ...nats.Option) error {
+	nc, err := connectService(natsURL, "orgbridge-worker", log, natsOpts...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := bus.EnsureStreams(ctx, js, cfg.Streams); err != nil {
+		return err
+	}
+	d := workerDeps{cfg: cfg, nc: nc, js: js, rdb: rdb, log: log, reg: reg}
+	runner, err := bus.NewRunner(js, log, reg, bus.RunnerOptions{ShutdownTimeout: cfg.ShutdownTimeout})
+	if err != nil {
+		return err
+	}
+	names := only
+	if len(names) == 0 {
+		names = workerNames
+	}
+	var workers []worker
+	var started []string
+	for _, name := range names {
+		w, err := buildWorker(name, d)
+		var nb *notBuiltError
+		switch {
+		case errors.As(err, &nb) && len(only) == 0:
+			log.Info("worker not in this version; skipping", "worker", name)
+			continue
+		case err != nil:
+			return fmt.Errorf("worker %s: %w", name, err)
+		}
+		if err := w.Register(runner); err != nil {
+			return fmt.Errorf("worker %s: %w", name, err)
+		}
+		workers = append(workers, w)
+		started = append(started, name)
+	}
+	log.Info("workers running", "workers", strings.Join(started, ","))
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return runner.Run(gctx) })
+	for _, w := range workers {
+		g.Go(func() error { return w.Run(gctx) })
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	drain([]*nats.Conn{nc}, cfg.ShutdownTimeout)
+	return err
 }

@@ -20,9 +20,14 @@ const (
 	DefaultNATSURL         = "nats://127.0.0.1:4222"
 	DefaultNATSAddr        = "127.0.0.1:4222"
 	DefaultHTTPAddr        = "127.0.0.1:8080"
+	DefaultMetricsAddr     = "127.0.0.1:9090"
 	DefaultDataDir         = "./data"
 	DefaultPublishTimeout  = 2 * time.Second
 	DefaultShutdownTimeout = 25 * time.Second
+	DefaultSlackAPIURL     = "https://slack.com/api/"
+	DefaultSlackOAuthURL   = "https://slack.com/oauth/v2/authorize"
+	DefaultSlackScopes     = "commands,chat:write,users:read,users:read.email,usergroups:read,team:read,im:write"
+	DefaultOrgLoginURL     = "https://login.salesforce.com"
 )
 
 // Var documents one environment variable; [Vars] lists them all for --help and the README.
@@ -40,6 +45,7 @@ func Vars() []Var {
 		{"SLACK_SIGNING_SECRET", "", "Slack app signing secret; required outside dev (dev generates one)"},
 		{"ORGBRIDGE_HTTP_ADDR", DefaultHTTPAddr, "address the ingress listens on"},
 		{"ORGBRIDGE_NATS_ADDR", DefaultNATSAddr, "dev: address the embedded NATS server listens on"},
+		{"ORGBRIDGE_METRICS_ADDR", DefaultMetricsAddr, "worker: address serving /metrics, /healthz and /readyz"},
 		{"ORGBRIDGE_DATA_DIR", DefaultDataDir, "dev: JetStream store and Redis AOF live here"},
 		{"ORGBRIDGE_LOG_LEVEL", "info", "debug, info, warn or error"},
 		{"ORGBRIDGE_LOG_FORMAT", "json", "json or text"},
@@ -48,6 +54,19 @@ func Vars() []Var {
 		{"ORGBRIDGE_STREAM_REPLICAS", "1", "stream replicas: 1 on one server, 3 on a NATS cluster"},
 		{"ORGBRIDGE_PUBLISH_TIMEOUT", DefaultPublishTimeout.String(), "ingress: how long to wait for JetStream's ack (below Slack's 3s)"},
 		{"ORGBRIDGE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout.String(), "bound on draining HTTP and consumers at SIGTERM"},
+		{"ORGBRIDGE_PUBLIC_URL", "http://<ORGBRIDGE_HTTP_ADDR>", "public base URL of the ingress, for OAuth redirect URLs"},
+		{"ORGBRIDGE_ENCRYPTION_KEYS", "", "AES-256 keys as id:base64key[,id:base64key…]; the first encrypts, all decrypt (dev generates one)"},
+		{"ORGBRIDGE_ADMIN_TOKEN", "", "bearer token for /admin/api (admin API off when unset; dev generates one)"},
+		{"SLACK_API_URL", DefaultSlackAPIURL, "Slack Web API base (dev points it at the Slack emulator)"},
+		{"SLACK_OAUTH_URL", DefaultSlackOAuthURL, "Slack's OAuth authorize URL (dev points it at the Slack emulator)"},
+		{"SLACK_CLIENT_ID", "", "Slack app client id"},
+		{"SLACK_CLIENT_SECRET", "", "Slack app client secret"},
+		{"SLACK_APP_ID", "", "Slack app id (A…)"},
+		{"SLACK_SCOPES", DefaultSlackScopes, "bot scopes requested at install"},
+		{"ORG_LOGIN_URL", DefaultOrgLoginURL, "org OAuth base URL (dev points it at the org emulator)"},
+		{"ORG_CLIENT_ID", "", "org connected-app client id"},
+		{"ORG_CLIENT_SECRET", "", "org connected-app client secret"},
+		{"ORGBRIDGE_TIME_SCALE", "1", "dev and tests only: emulated time runs this many times faster (rate limits, delays)"},
 	}
 }
 
@@ -58,13 +77,48 @@ type Config struct {
 	SlackSigningSecret Secret
 	HTTPAddr           string
 	NATSAddr           string
+	MetricsAddr        string
 	DataDir            string
 	LogLevel           slog.Level
 	LogFormat          string
 	Streams            events.StreamOptions
 	PublishTimeout     time.Duration
 	ShutdownTimeout    time.Duration
+
+	PublicURL      string // base URL Slack and browsers reach the ingress at
+	EncryptionKeys Secret // id:base64key[,id:base64key…]
+	AdminToken     Secret
+	Slack          SlackApp
+	Org            OrgApp
+	// TimeScale speeds emulated time up (dev and tests against the emulators); 1 in production.
+	TimeScale float64
 }
+
+// SlackApp is the Slack app orgbridge serves.
+type SlackApp struct {
+	APIURL       string
+	OAuthURL     string
+	ClientID     string
+	ClientSecret Secret
+	AppID        string
+	Scopes       []string
+}
+
+// OrgApp is the org's connected app orgbridge authenticates users through.
+type OrgApp struct {
+	LoginURL     string
+	ClientID     string
+	ClientSecret Secret
+}
+
+// HasSlackCredentials reports whether a real Slack app is configured (dev starts
+// the Slack emulator when it is not).
+func (c Config) HasSlackCredentials() bool {
+	return c.Slack.ClientID != "" && c.Slack.ClientSecret != ""
+}
+
+// HasOrgCredentials reports whether a real org connected app is configured.
+func (c Config) HasOrgCredentials() bool { return c.Org.ClientID != "" && c.Org.ClientSecret != "" }
 
 // Error names the variable (or flag) that is wrong and what is wrong with it.
 type Error struct {
@@ -83,8 +137,36 @@ func Load(getenv func(string) string) (Config, error) {
 		SlackSigningSecret: Secret(getenv("SLACK_SIGNING_SECRET")),
 		HTTPAddr:           or(getenv("ORGBRIDGE_HTTP_ADDR"), DefaultHTTPAddr),
 		NATSAddr:           or(getenv("ORGBRIDGE_NATS_ADDR"), DefaultNATSAddr),
+		MetricsAddr:        or(getenv("ORGBRIDGE_METRICS_ADDR"), DefaultMetricsAddr),
 		DataDir:            or(getenv("ORGBRIDGE_DATA_DIR"), DefaultDataDir),
 		LogFormat:          or(getenv("ORGBRIDGE_LOG_FORMAT"), "json"),
+		PublicURL:          getenv("ORGBRIDGE_PUBLIC_URL"),
+		EncryptionKeys:     Secret(getenv("ORGBRIDGE_ENCRYPTION_KEYS")),
+		AdminToken:         Secret(getenv("ORGBRIDGE_ADMIN_TOKEN")),
+		Slack: SlackApp{
+			APIURL:       or(getenv("SLACK_API_URL"), DefaultSlackAPIURL),
+			OAuthURL:     or(getenv("SLACK_OAUTH_URL"), DefaultSlackOAuthURL),
+			ClientID:     getenv("SLACK_CLIENT_ID"),
+			ClientSecret: Secret(getenv("SLACK_CLIENT_SECRET")),
+			AppID:        getenv("SLACK_APP_ID"),
+			Scopes:       strings.Split(or(getenv("SLACK_SCOPES"), DefaultSlackScopes), ","),
+		},
+		Org: OrgApp{
+			LoginURL:     or(getenv("ORG_LOGIN_URL"), DefaultOrgLoginURL),
+			ClientID:     getenv("ORG_CLIENT_ID"),
+			ClientSecret: Secret(getenv("ORG_CLIENT_SECRET")),
+		},
+		TimeScale: 1,
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.HTTPAddr
+	}
+	if v := getenv("ORGBRIDGE_TIME_SCALE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 1 {
+			return c, &Error{"ORGBRIDGE_TIME_SCALE", fmt.Sprintf("%q is not a number ≥ 1", v)}
+		}
+		c.TimeScale = f
 	}
 	var err error
 	if c.LogLevel, err = parseLevel(getenv("ORGBRIDGE_LOG_LEVEL")); err != nil {
@@ -132,12 +214,20 @@ func (c Config) validateCommon() error {
 	if err := checkURL(c.NATSURL, "nats", "tls", "ws", "wss"); err != nil {
 		return &Error{"NATS_URL", err.Error()}
 	}
+	for _, u := range []struct{ name, url string }{
+		{"ORGBRIDGE_PUBLIC_URL", c.PublicURL}, {"SLACK_API_URL", c.Slack.APIURL},
+		{"SLACK_OAUTH_URL", c.Slack.OAuthURL}, {"ORG_LOGIN_URL", c.Org.LoginURL},
+	} {
+		if err := checkURL(u.url, "http", "https"); err != nil {
+			return &Error{u.name, err.Error()}
+		}
+	}
 	if c.RedisURL != "" {
 		if err := checkURL(c.RedisURL, "redis", "rediss", "unix"); err != nil {
 			return &Error{"REDIS_URL", err.Error()}
 		}
 	}
-	for _, a := range []struct{ name, addr string }{{"ORGBRIDGE_HTTP_ADDR", c.HTTPAddr}, {"ORGBRIDGE_NATS_ADDR", c.NATSAddr}} {
+	for _, a := range []struct{ name, addr string }{{"ORGBRIDGE_HTTP_ADDR", c.HTTPAddr}, {"ORGBRIDGE_NATS_ADDR", c.NATSAddr}, {"ORGBRIDGE_METRICS_ADDR", c.MetricsAddr}} {
 		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "" {
 			return &Error{a.name, fmt.Sprintf("%q is not host:port", a.addr)}
 		}

@@ -166,7 +166,7 @@ type Emulator struct {
 	refresh  map[string]*refreshGrant
 	installs map[string]*install // by team or enterprise id
 	codes    map[string]*authCode
-	triggers map[string]time.Time // trigger_id -> expiry (emulated)
+	triggers map[string]*trigger
 	respURLs map[string]*responseURL
 	hooks    map[string]*webhook
 	dms      map[string]dm // D… channel -> team/user
@@ -199,7 +199,7 @@ func New(cfg Config) (*Emulator, error) {
 		refresh:  map[string]*refreshGrant{},
 		installs: map[string]*install{},
 		codes:    map[string]*authCode{},
-		triggers: map[string]time.Time{},
+		triggers: map[string]*trigger{},
 		respURLs: map[string]*responseURL{},
 		hooks:    map[string]*webhook{},
 		dms:      map[string]dm{},

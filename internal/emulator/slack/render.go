@@ -188,20 +188,20 @@ func renderTeam(ws *workspace) teamJSON {
 }
 
 type orgJSON struct {
-	TeamID              string             `json:"team_id"`
-	TeamName            string             `json:"team_name"`
-	TeamDomain          string             `json:"team_domain"`
-	PublicChannelCount  int                `json:"public_channel_count"`
-	PrivateChannelCount int                `json:"private_channel_count"`
-	IMChannelCount      int                `json:"im_channel_count"`
-	MPIMChannelCount    int                `json:"mpim_channel_count"`
-	ConnectedWorkspaces []connectedWS      `json:"connected_workspaces"`
-	SlackConnectPrefs   map[string]any     `json:"slack_connect_prefs"`
-	ConnectionStatus    string             `json:"connection_status"`
-	LastActiveTimestamp int64              `json:"last_active_timestamp"`
-	IsSponsored         bool               `json:"is_sponsored"`
-	Canvas              ownershipSummary   `json:"canvas"`
-	Lists               ownershipSummary   `json:"lists"`
+	TeamID              string           `json:"team_id"`
+	TeamName            string           `json:"team_name"`
+	TeamDomain          string           `json:"team_domain"`
+	PublicChannelCount  int              `json:"public_channel_count"`
+	PrivateChannelCount int              `json:"private_channel_count"`
+	IMChannelCount      int              `json:"im_channel_count"`
+	MPIMChannelCount    int              `json:"mpim_channel_count"`
+	ConnectedWorkspaces []connectedWS    `json:"connected_workspaces"`
+	SlackConnectPrefs   map[string]any   `json:"slack_connect_prefs"`
+	ConnectionStatus    string           `json:"connection_status"`
+	LastActiveTimestamp int64            `json:"last_active_timestamp"`
+	IsSponsored         bool             `json:"is_sponsored"`
+	Canvas              ownershipSummary `json:"canvas"`
+	Lists               ownershipSummary `json:"lists"`
 }
 
 type connectedWS struct {

@@ -72,16 +72,15 @@ type group struct {
 }
 
 type externalTeam struct {
-	ID, Name, Domain   string
-	Status             string
-	LastActive         int64
-	Prefs              []string
-	Public, Private    int
-	IMs, MPIMs         int
-	Sponsored          bool
-	Workspaces         []*workspace
-	DisconnectAt       time.Time // zero: not disconnecting
-	DisconnectedBefore bool
+	ID, Name, Domain string
+	Status           string
+	LastActive       int64
+	Prefs            []string
+	Public, Private  int
+	IMs, MPIMs       int
+	Sponsored        bool
+	Workspaces       []*workspace
+	DisconnectAt     time.Time // zero: not disconnecting
 }
 
 // status is the connection status at emulated time now; a requested

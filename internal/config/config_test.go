@@ -1,0 +1,78 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NATSURL != DefaultNATSURL || c.HTTPAddr != DefaultHTTPAddr || c.PublishTimeout != DefaultPublishTimeout ||
+		c.Streams.MaxAge != 7*24*time.Hour || c.PublicURL != "http://"+DefaultHTTPAddr || c.TimeScale != 1 {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+}
+
+func TestLoadErrorsNameTheVariable(t *testing.T) {
+	tests := []struct{ name, value, want string }{
+		{"ORGBRIDGE_STREAM_MAX_AGE", "forever", "is not a duration"},
+		{"ORGBRIDGE_STREAM_REPLICAS", "three", "not a whole number"},
+		{"ORGBRIDGE_STREAM_REPLICAS", "9", "outside 1..5"},
+		{"ORGBRIDGE_LOG_FORMAT", "xml", "neither json nor text"},
+		{"REDIS_URL", "http://x", "scheme must be one of redis"},
+		{"ORGBRIDGE_HTTP_ADDR", "8080", "not host:port"},
+		{"ORGBRIDGE_PUBLIC_URL", "ftp://x", "scheme must be one of http"},
+		{"ORGBRIDGE_TIME_SCALE", "0.5", "not a number ≥ 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			_, err := Load(func(k string) string {
+				if k == tt.name {
+					return tt.value
+				}
+				return ""
+			})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || (!strings.HasPrefix(err.Error(), tt.name) && !strings.HasPrefix(err.Error(), "ORGBRIDGE_STREAM_*")) {
+				t.Fatalf("got %v, want an error naming %s and saying %q", err, tt.name, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseDurationDays(t *testing.T) {
+	if d, err := ParseDuration("7d"); err != nil || d != 7*24*time.Hour {
+		t.Fatalf("7d = %v, %v", d, err)
+	}
+	if d, err := ParseDuration("90s"); err != nil || d != 90*time.Second {
+		t.Fatalf("90s = %v, %v", d, err)
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	s := Secret("xoxb-very-secret")
+	if s.String() != "[redacted]" || s.LogValue().String() != "[redacted]" || s.Reveal() != "xoxb-very-secret" {
+		t.Fatalf("secret leaks: %v %v", s, s.LogValue())
+	}
+}
+
+// TestReadmeListsEveryVariable keeps README's configuration table in step with Vars.
+func TestReadmeListsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Vars() {
+		row := "| `" + v.Name + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md's configuration table has no row for %s", v.Name)
+		}
+		if v.Default != "" && !strings.Contains(string(readme), row+" `"+v.Default+"` |") {
+			t.Errorf("README.md's row for %s does not show its default %q", v.Name, v.Default)
+		}
+	}
+}
