@@ -26,6 +26,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	fs.DurationVar(&opts.Warmup, "warmup", 2*time.Second, "unmeasured warm-up per phase")
 	fs.IntVar(&opts.PayloadBytes, "payload", 600, "size of each signed event in bytes")
 	fs.StringVar(&opts.Target, "target", "", "URL of a running ingress's /slack/events to load instead of an in-process one")
+	fs.BoolVar(&opts.NewConnEach, "new-conn-each", false, "open a new TCP connection for every request instead of keeping connections alive")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the ingress phase to this file")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -44,7 +45,11 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "ingress benchmark: %d senders, %d-byte signed events, %s per phase\n", opts.Concurrency, opts.PayloadBytes, opts.Duration)
+	conns := "keep-alive connections"
+	if opts.NewConnEach {
+		conns = "a new connection per request"
+	}
+	fmt.Fprintf(c.stdout, "ingress benchmark: %d senders, %d-byte signed events, %s, %s per phase\n", opts.Concurrency, opts.PayloadBytes, conns, opts.Duration)
 	fmt.Fprintln(c.stdout, rep.HTTPFloor)
 	fmt.Fprintln(c.stdout, rep.Ingress)
 	fmt.Fprintln(c.stdout, rep.BarePublish)

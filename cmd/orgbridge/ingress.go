@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/orgbridge/orgbridge/internal/bus"
 	"github.com/orgbridge/orgbridge/internal/config"
 	"github.com/orgbridge/orgbridge/internal/ingress"
 	"github.com/orgbridge/orgbridge/internal/telemetry"
@@ -54,7 +55,7 @@ func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb *r
 		return err
 	}
 	defer closeAll(conns)
-	if err := ensureStreams(ctx, jss[0], cfg); err != nil {
+	if err := bus.EnsureStreams(ctx, jss[0], cfg.Streams); err != nil {
 		return err
 	}
 	pubs := make([]ingress.Publisher, len(jss))

@@ -133,7 +133,7 @@ func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb *red
 		return err
 	}
 	d := workerDeps{cfg: cfg, nc: nc, js: js, rdb: rdb, log: log, reg: reg}
-	runner, err := bus.NewRunner(js, log, reg, bus.RunnerOptions{ShutdownTimeout: cfg.ShutdownTimeout})
+	runner, err := bus.NewRunner(js, log, reg, bus.RunnerConfig{ShutdownTimeout: cfg.ShutdownTimeout})
 	if err != nil {
 		return err
 	}

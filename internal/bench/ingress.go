@@ -29,6 +29,9 @@ type IngressOptions struct {
 	// instead of an in-process one; Secret must then be its signing secret.
 	Target string
 	Secret string
+	// NewConnEach opens a new TCP connection for every request, as webhook senders
+	// that do not keep connections alive do; by default connections are reused.
+	NewConnEach bool
 	// CPUProfile, when set, is a file to write a CPU profile of the ingress phase to.
 	CPUProfile string
 	// Progress receives a line as each phase starts and ends.
@@ -122,7 +125,7 @@ func Ingress(ctx context.Context, opts IngressOptions) (IngressReport, error) {
 			}
 		}
 	}()
-	client := newClient(opts.Concurrency)
+	client := newClient(opts.Concurrency, opts.NewConnEach)
 	defer client.CloseIdleConnections()
 
 	phase := func(name string, do op) Result {

@@ -178,8 +178,9 @@ func httpOp(client *http.Client, url string, f *eventFactory) op {
 	}
 }
 
-func newClient(concurrency int) *http.Client {
+func newClient(concurrency int, newConnEach bool) *http.Client {
 	return &http.Client{Transport: &http.Transport{
+		DisableKeepAlives:   newConnEach,
 		MaxIdleConns:        concurrency * 2,
 		MaxIdleConnsPerHost: concurrency * 2,
 		MaxConnsPerHost:     concurrency * 2,

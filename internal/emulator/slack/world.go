@@ -107,7 +107,7 @@ var (
 	titles     = []string{"Engineer", "Account Executive", "Support Specialist", "Designer", "Analyst", "Manager", ""}
 	prefNames  = []string{"approved_orgs_only", "allow_sc_file_uploads", "profile_visibility", "away_team_sc_invite_permissions",
 		"accept_sc_invites", "sc_mpdm_to_private", "require_sc_channel_for_sc_dm", "external_awareness_context_bar"}
-	statuses = []string{"CONNECTED", "CONNECTED", "CONNECTED", "CONNECTED", "CONNECTED", "CONNECTED", "CONNECTED", "DISCONNECTED", "BLOCKED", "IN_REVIEW"}
+	statuses = []string{"CONNECTED", "CONNECTED", "DISCONNECTED", "CONNECTED", "IN_REVIEW", "CONNECTED", "BLOCKED", "CONNECTED", "CONNECTED", "CONNECTED"}
 )
 
 const idAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"

@@ -1,0 +1,147 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/orgbridge/orgbridge/internal/testenv"
+)
+
+func TestSecretParseKeyring(t *testing.T) {
+	good := GenerateKeySpec("k1")
+	tests := []struct {
+		name    string
+		spec    string
+		wantErr bool
+		primary string
+	}{
+		{name: "one key", spec: good, primary: "k1"},
+		{name: "two keys, first encrypts", spec: GenerateKeySpec("new") + "," + good, primary: "new"},
+		{name: "empty", spec: "", wantErr: true},
+		{name: "no id", spec: ":abc", wantErr: true},
+		{name: "short key", spec: "k:YWJj", wantErr: true},
+		{name: "duplicate id", spec: good + "," + good, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := ParseKeyring(tt.spec)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseKeyring err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err == nil && k.PrimaryID() != tt.primary {
+				t.Fatalf("primary = %s, want %s", k.PrimaryID(), tt.primary)
+			}
+		})
+	}
+}
+
+func TestSecretSealOpenRotate(t *testing.T) {
+	oldSpec := GenerateKeySpec("old")
+	oldKeys, _ := ParseKeyring(oldSpec)
+	sealed, err := oldKeys.Seal("xoxb-secret-token", "install:A|E|T:bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(sealed.Ciphertext, "xoxb") || sealed.KeyID != "old" {
+		t.Fatalf("sealed value leaks or lacks key id: %+v", sealed)
+	}
+	both, _ := ParseKeyring(GenerateKeySpec("new") + "," + oldSpec)
+	newOnly, _ := ParseKeyring(GenerateKeySpec("new"))
+
+	tests := []struct {
+		name    string
+		keys    *Keyring
+		aad     string
+		wantErr error
+	}{
+		{name: "same keyring opens", keys: oldKeys, aad: "install:A|E|T:bot"},
+		{name: "rotated keyring still opens old values", keys: both, aad: "install:A|E|T:bot"},
+		{name: "another purpose does not open", keys: oldKeys, aad: "install:A|E|T:refresh", wantErr: ErrOpen},
+		{name: "removed key is reported", keys: newOnly, aad: "install:A|E|T:bot", wantErr: ErrUnknownKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.keys.Open(sealed, tt.aad)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Open err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got.Reveal() != "xoxb-secret-token" {
+				t.Fatalf("Open = %q, %v", got.Reveal(), err)
+			}
+		})
+	}
+	resealed, changed, err := both.Reseal(sealed, "install:A|E|T:bot")
+	if err != nil || !changed || resealed.KeyID != "new" {
+		t.Fatalf("Reseal = %+v, %v, %v; want re-sealed under new", resealed, changed, err)
+	}
+}
+
+func TestSecretNeverPrinted(t *testing.T) {
+	s := Secret("xoxb-123")
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "token", s)
+	out := buf.String() + fmt.Sprintf("%v %s %#v", s, s, s)
+	if strings.Contains(out, "xoxb") {
+		t.Fatalf("secret printed: %s", out)
+	}
+}
+
+func TestSecretOAuthState(t *testing.T) {
+	r := testenv.StartRedis(t)
+	keys, _ := ParseKeyring(GenerateKeySpec("k"))
+	st := NewOAuthStates(r.Client, keys)
+	ctx := testCtx(t)
+	type data struct{ Team string }
+
+	state, err := st.Issue(ctx, "slack", data{Team: "T1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce, _, _ := strings.Cut(state, ".")
+	if ttl := r.Client.TTL(ctx, stateKey(nonce)).Val(); ttl <= 0 || ttl > StateTTL {
+		t.Fatalf("state TTL = %s, want within %s", ttl, StateTTL)
+	}
+	forged := nonce + "." + keys.Sign("org."+nonce)
+	tests := []struct {
+		name  string
+		kind  string
+		state string
+		ok    bool
+	}{
+		{name: "unsigned", kind: "slack", state: nonce + ".k.00"},
+		{name: "signed for another kind", kind: "slack", state: forged},
+		{name: "valid", kind: "slack", state: state, ok: true},
+		{name: "second use", kind: "slack", state: state},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d data
+			_, err := st.Consume(ctx, tt.kind, tt.state, &d)
+			if tt.ok {
+				if err != nil || d.Team != "T1" {
+					t.Fatalf("Consume = %+v, %v", d, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrBadState) {
+				t.Fatalf("Consume err = %v, want ErrBadState", err)
+			}
+		})
+	}
+
+	if err := st.PutOutcome(ctx, nonce, Outcome{OK: true, Message: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.PutOutcome(ctx, nonce, Outcome{OK: false, Message: "replayed"})
+	out, err := st.WaitOutcome(ctx, nonce)
+	if err != nil || !out.OK || out.Message != "first" {
+		t.Fatalf("WaitOutcome = %+v, %v; the first outcome must win", out, err)
+	}
+}

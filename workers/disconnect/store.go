@@ -1,0 +1,369 @@
+package disconnect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/store"
+)
+
+// Record is the worker's state of one request, kept in Redis at
+// ob:{E…}:disconnect:request:<request_id>.
+type Record struct {
+	RequestID       string                 `json:"request_id"`
+	EnterpriseID    string                 `json:"enterprise_id"`
+	TargetTeam      string                 `json:"target_team"`
+	Reason          string                 `json:"reason"`
+	RequestedBy     string                 `json:"requested_by"`
+	NotBefore       *time.Time             `json:"not_before,omitempty"`
+	DryRun          bool                   `json:"dry_run,omitempty"`
+	State           events.DisconnectState `json:"state"`
+	Error           string                 `json:"error,omitempty"`
+	Message         string                 `json:"message,omitempty"`
+	JoinedRequestID string                 `json:"joined_request_id,omitempty"`
+	// Attempts counts calls of team.externalTeams.disconnect; Failures the
+	// retryable ones that failed, Unknown the unclassified ones.
+	Attempts int `json:"attempts"`
+	Failures int `json:"failures,omitempty"`
+	Unknown  int `json:"unknown,omitempty"`
+	// Checks counts confirmation checks with team.externalTeams.list.
+	Checks        int       `json:"checks,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	CallStartedAt time.Time `json:"call_started_at,omitzero"`
+	SubmittedAt   time.Time `json:"submitted_at,omitzero"`
+	// Published is the last state whose result was stored on the results subject.
+	Published events.DisconnectState `json:"published,omitempty"`
+}
+
+// result is the record as a result message.
+func (r Record) result() events.DisconnectResult {
+	return events.DisconnectResult{
+		SchemaVersion: events.SchemaVersion, RequestID: r.RequestID, EnterpriseID: r.EnterpriseID,
+		TargetTeam: r.TargetTeam, State: r.State, Error: r.Error, Message: r.Message,
+		JoinedRequestID: r.JoinedRequestID, DryRun: r.DryRun, Attempts: r.Attempts,
+		RequestedBy: r.RequestedBy, At: r.UpdatedAt,
+	}
+}
+
+// AuditEntry is one line of the append-only audit trail.
+type AuditEntry struct {
+	Time         time.Time `json:"time"`
+	EnterpriseID string    `json:"enterprise_id"`
+	RequestID    string    `json:"request_id,omitempty"`
+	TargetTeam   string    `json:"target_team,omitempty"`
+	// Event is received, accepted, rejected, joined, slack_call, submitted,
+	// confirm_check, retry, completed, failed, unconfirmed or policy_run.
+	Event       string `json:"event"`
+	State       string `json:"state,omitempty"`
+	RequestedBy string `json:"requested_by,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	Error       string `json:"error,omitempty"`
+	Message     string `json:"message,omitempty"`
+	// SlackMethod, SlackStatus and SlackResponse are the raw Slack answer of
+	// a call (the body as Slack sent it).
+	SlackMethod   string          `json:"slack_method,omitempty"`
+	SlackStatus   int             `json:"slack_status,omitempty"`
+	SlackResponse json.RawMessage `json:"slack_response,omitempty"`
+	Worker        string          `json:"worker,omitempty"`
+}
+
+// Store keeps requests, the audit trail, list snapshots and policies in Redis.
+// Every key of an enterprise carries it as the hash tag; the few global
+// indexes (enterprises, request id → enterprise) live under ob:{_}.
+type Store struct {
+	rdb redis.UniversalClient
+	ttl time.Duration
+}
+
+// NewStore returns a Store over rdb; records expire recordTTL after their
+// last change (0: 90 days). The audit trail does not expire.
+func NewStore(rdb redis.UniversalClient, recordTTL time.Duration) *Store {
+	if recordTTL <= 0 {
+		recordTTL = 90 * 24 * time.Hour
+	}
+	return &Store{rdb: rdb, ttl: recordTTL}
+}
+
+func recordKey(e, id string) string     { return store.Key(e, "disconnect", "request", id) }
+func indexKey(e string) string          { return store.Key(e, "disconnect", "requests") }
+func activeKey(e, target string) string { return store.Key(e, "disconnect", "active", target) }
+func joinedKey(e, id string) string     { return store.Key(e, "disconnect", "joined", id) }
+func callKey(e, id string) string       { return store.Key(e, "disconnect", "call", id) }
+func lockKey(e, id string) string       { return store.Key(e, "disconnect", "lock", id) }
+func auditKey(e string) string          { return store.Key(e, "disconnect", "audit") }
+func snapshotKey(e string) string       { return store.Key(e, "disconnect", "snapshot") }
+func policiesKey(e string) string       { return store.Key(e, "disconnect", "policies") }
+
+var (
+	enterprisesKey       = store.Key(store.GlobalTenant, "disconnect", "enterprises")
+	idsKey               = store.Key(store.GlobalTenant, "disconnect", "ids")
+	policyEnterprisesKey = store.Key(store.GlobalTenant, "disconnect", "policy-enterprises")
+	schedulerLockKey     = store.Key(store.GlobalTenant, "disconnect", "scheduler")
+)
+
+// KEYS: record, index, active. ARGV: json, id, ttl ms, score, final (1/0).
+var saveScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+if ARGV[5] == '1' and redis.call('GET', KEYS[3]) == ARGV[2] then
+	redis.call('DEL', KEYS[3])
+end
+return 1`)
+
+// Save writes rec; a final record also frees its target for new requests.
+func (s *Store) Save(ctx context.Context, rec Record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	final := "0"
+	if rec.State.Final() {
+		final = "1"
+	}
+	keys := []string{recordKey(rec.EnterpriseID, rec.RequestID), indexKey(rec.EnterpriseID), activeKey(rec.EnterpriseID, rec.TargetTeam)}
+	if err := saveScript.Run(ctx, s.rdb, keys, b, rec.RequestID, s.ttl.Milliseconds(), rec.CreatedAt.UnixMilli(), final).Err(); err != nil {
+		return fmt.Errorf("disconnect: saving request %s: %w", rec.RequestID, err)
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.SAdd(ctx, enterprisesKey, rec.EnterpriseID)
+	pipe.HSet(ctx, idsKey, rec.RequestID, rec.EnterpriseID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("disconnect: indexing request %s: %w", rec.RequestID, err)
+	}
+	return nil
+}
+
+// Get reads a request of enterprise e; found is false when there is none.
+func (s *Store) Get(ctx context.Context, e, id string) (rec Record, found bool, err error) {
+	b, err := s.rdb.Get(ctx, recordKey(e, id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("disconnect: reading request %s: %w", id, err)
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return Record{}, false, fmt.Errorf("disconnect: request %s is corrupt: %w", id, err)
+	}
+	return rec, true, nil
+}
+
+// Find reads a request by id alone, or returns [ErrNotFound].
+func (s *Store) Find(ctx context.Context, id string) (Record, error) {
+	e, err := s.rdb.HGet(ctx, idsKey, id).Result()
+	if errors.Is(err, redis.Nil) {
+		return Record{}, fmt.Errorf("%w: request %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("disconnect: finding request %s: %w", id, err)
+	}
+	rec, found, err := s.Get(ctx, e, id)
+	if err == nil && !found {
+		err = fmt.Errorf("%w: request %s (expired)", ErrNotFound, id)
+	}
+	return rec, err
+}
+
+// ListFilter selects requests for [Store.List].
+type ListFilter struct {
+	EnterpriseID string                 // empty: all enterprises
+	State        events.DisconnectState // empty: any
+	Limit        int                    // newest first; 0: 100
+}
+
+// List returns requests, newest first.
+func (s *Store) List(ctx context.Context, f ListFilter) ([]Record, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	ents := []string{f.EnterpriseID}
+	if f.EnterpriseID == "" {
+		var err error
+		if ents, err = s.Enterprises(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var out []Record
+	for _, e := range ents {
+		ids, err := s.rdb.ZRevRange(ctx, indexKey(e), 0, -1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("disconnect: listing requests of %s: %w", e, err)
+		}
+		for _, id := range ids {
+			rec, found, err := s.Get(ctx, e, id)
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				continue
+			}
+			if f.State != "" && rec.State != f.State {
+				continue
+			}
+			out = append(out, rec)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Record) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// Enterprises lists every enterprise with requests.
+func (s *Store) Enterprises(ctx context.Context) ([]string, error) {
+	ents, err := s.rdb.SMembers(ctx, enterprisesKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("disconnect: listing enterprises: %w", err)
+	}
+	slices.Sort(ents)
+	return ents, nil
+}
+
+// KEYS: active. ARGV: id, ttl. Returns the active request id (id if claimed).
+var claimScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+	redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+	return ARGV[1]
+end
+return cur`)
+
+// KEYS: active. ARGV: old, new, ttl.
+var replaceScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+	return 1
+end
+return 0`)
+
+// ClaimActive makes id the active request for target unless another one is;
+// it returns the active request's id.
+func (s *Store) ClaimActive(ctx context.Context, e, target, id string) (string, error) {
+	cur, err := claimScript.Run(ctx, s.rdb, []string{activeKey(e, target)}, id, s.ttl.Milliseconds()).Text()
+	if err != nil {
+		return "", fmt.Errorf("disconnect: claiming %s/%s: %w", e, target, err)
+	}
+	return cur, nil
+}
+
+// ReplaceActive hands target from a stale active request (final, or gone) to id.
+func (s *Store) ReplaceActive(ctx context.Context, e, target, old, id string) (bool, error) {
+	n, err := replaceScript.Run(ctx, s.rdb, []string{activeKey(e, target)}, old, id, s.ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("disconnect: replacing active %s/%s: %w", e, target, err)
+	}
+	return n == 1, nil
+}
+
+// Join records that id shares active's outcome.
+func (s *Store) Join(ctx context.Context, e, active, id string) error {
+	pipe := s.rdb.TxPipeline()
+	pipe.SAdd(ctx, joinedKey(e, active), id)
+	pipe.PExpire(ctx, joinedKey(e, active), s.ttl)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Joiners lists the requests that joined active.
+func (s *Store) Joiners(ctx context.Context, e, active string) ([]string, error) {
+	ids, err := s.rdb.SMembers(ctx, joinedKey(e, active)).Result()
+	slices.Sort(ids)
+	return ids, err
+}
+
+// Append adds an entry to the enterprise's audit trail (a Redis stream, only
+// ever appended to).
+func (s *Store) Append(ctx context.Context, a AuditEntry) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: auditKey(a.EnterpriseID), Values: []any{"e", b}})
+	pipe.SAdd(ctx, enterprisesKey, a.EnterpriseID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("disconnect: appending to the audit trail of %s: %w", a.EnterpriseID, err)
+	}
+	return nil
+}
+
+// AuditFilter selects audit entries.
+type AuditFilter struct {
+	Since        time.Time
+	EnterpriseID string // empty: all
+	RequestID    string // empty: all
+}
+
+// Audit returns audit entries in time order.
+func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	ents := []string{f.EnterpriseID}
+	if f.EnterpriseID == "" {
+		var err error
+		if ents, err = s.Enterprises(ctx); err != nil {
+			return nil, err
+		}
+	}
+	start := "-"
+	if !f.Since.IsZero() {
+		start = strconv.FormatInt(f.Since.UnixMilli(), 10)
+	}
+	var out []AuditEntry
+	for _, e := range ents {
+		msgs, err := s.rdb.XRange(ctx, auditKey(e), start, "+").Result()
+		if err != nil {
+			return nil, fmt.Errorf("disconnect: reading the audit trail of %s: %w", e, err)
+		}
+		for _, m := range msgs {
+			raw, _ := m.Values["e"].(string)
+			var a AuditEntry
+			if err := json.Unmarshal([]byte(raw), &a); err != nil {
+				continue
+			}
+			if f.RequestID != "" && a.RequestID != f.RequestID {
+				continue
+			}
+			out = append(out, a)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b AuditEntry) int { return a.Time.Compare(b.Time) })
+	return out, nil
+}
+
+// snapshot is the last team.externalTeams.list of an enterprise.
+type snapshot struct {
+	FetchedAt time.Time         `json:"fetched_at"`
+	Status    map[string]string `json:"status"` // team id → connection status
+}
+
+func (s *Store) snapshot(ctx context.Context, e string) (snapshot, bool, error) {
+	b, err := s.rdb.Get(ctx, snapshotKey(e)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return snapshot{}, false, nil
+	}
+	if err != nil {
+		return snapshot{}, false, err
+	}
+	var sn snapshot
+	if err := json.Unmarshal(b, &sn); err != nil {
+		return snapshot{}, false, nil
+	}
+	return sn, true, nil
+}
+
+func (s *Store) saveSnapshot(ctx context.Context, e string, sn snapshot) error {
+	b, err := json.Marshal(sn)
+	if err != nil {
+		return err
+	}
+	return s.rdb.Set(ctx, snapshotKey(e), b, time.Hour).Err()
+}
