@@ -30,11 +30,11 @@ type SlackInstall struct {
 // redirects back from its OAuth flow; the binding worker binds the workspace
 // and creates the user's mapping.
 type OrgConnect struct {
-	SchemaVersion int       `json:"schema_version"`
-	FlowID        string    `json:"flow_id"`
-	AppID         string    `json:"app_id,omitempty"`
-	TeamID        string    `json:"team_id,omitempty"`
-	EnterpriseID  string    `json:"enterprise_id,omitempty"`
+	SchemaVersion int    `json:"schema_version"`
+	FlowID        string `json:"flow_id"`
+	AppID         string `json:"app_id,omitempty"`
+	TeamID        string `json:"team_id,omitempty"`
+	EnterpriseID  string `json:"enterprise_id,omitempty"`
 	// Scope is the tenant the binding is kept under: the team, or the
 	// enterprise for an org-wide install.
 	Scope            string    `json:"scope"`

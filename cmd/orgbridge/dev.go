@@ -76,6 +76,33 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	}
 	defer rdb.Close()
 
+	g, gctx := errgroup.WithContext(ctx)
+	// No real Slack app or org configured: the emulators stand in, so the whole
+	// flow can be clicked through on one machine.
+	var emu *emulators
+	if !cfg.HasSlackCredentials() || !cfg.HasOrgCredentials() {
+		emu, err = startEmulators(emulatorOptions{
+			slackAddr: cfg.SlackEmulatorAddr, orgAddr: cfg.OrgEmulatorAddr,
+			ingressURL: "http://" + cfg.HTTPAddr, signingSecret: cfg.SlackSigningSecret.Reveal(), timeScale: cfg.TimeScale,
+		}, log)
+		if err != nil {
+			return err
+		}
+		if !cfg.HasSlackCredentials() {
+			cfg.Slack.APIURL = emu.slack.APIURL()
+			cfg.Slack.OAuthURL = emu.slackURL + "/oauth/v2/authorize"
+			cfg.Slack.ClientID = emu.slack.ClientID()
+			cfg.Slack.ClientSecret = config.Secret(emu.slack.ClientSecret())
+			cfg.Slack.AppID = emu.slack.AppID()
+		}
+		if !cfg.HasOrgCredentials() {
+			cfg.Org.LoginURL = emu.orgURL
+			cfg.Org.ClientID = "orgbridge-dev"
+			cfg.Org.ClientSecret = "orgbridge-dev"
+		}
+		g.Go(func() error { return emu.serve(gctx, log) })
+	}
+
 	fmt.Fprintf(c.stdout, "orgbridge dev is running (Ctrl-C to stop)\n"+
 		"  ingress  http://%s/slack/events  /slack/commands  /slack/interactivity\n"+
 		"  metrics  http://%s/metrics\n"+
@@ -83,10 +110,12 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 		"  Redis    %s\n"+
 		"  data     %s\n",
 		cfg.HTTPAddr, cfg.HTTPAddr, ns.URL(), ns.URL(), redisURL, cfg.DataDir)
+	if emu != nil {
+		printEmulators(c, emu, "http://"+cfg.HTTPAddr)
+	}
 
 	reg := telemetry.NewRegistry()
 	inProcess := nats.InProcessServer(ns.Server())
-	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveIngress(gctx, cfg, "", rdb, reg, log, inProcess) })
 	g.Go(func() error { return runWorkers(gctx, cfg, "", rdb, reg, log, nil, inProcess) })
 	err = g.Wait()

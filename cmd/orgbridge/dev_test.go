@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -108,15 +109,41 @@ func freeAddr(t *testing.T) string {
 
 func TestDevStateSurvivesRestart(t *testing.T) {
 	env := map[string]string{
-		"ORGBRIDGE_DATA_DIR":  t.TempDir(),
-		"ORGBRIDGE_HTTP_ADDR": freeAddr(t),
-		"ORGBRIDGE_NATS_ADDR": freeAddr(t),
-		"ORGBRIDGE_LOG_LEVEL": "warn",
+		"ORGBRIDGE_DATA_DIR":            t.TempDir(),
+		"ORGBRIDGE_HTTP_ADDR":           freeAddr(t),
+		"ORGBRIDGE_NATS_ADDR":           freeAddr(t),
+		"ORGBRIDGE_LOG_LEVEL":           "warn",
+		"ORGBRIDGE_SLACK_EMULATOR_ADDR": freeAddr(t),
+		"ORGBRIDGE_ORG_EMULATOR_ADDR":   freeAddr(t),
 	}
 	first := startDev(t, env)
 	if code := first.postEvent(t, "EvDurable1"); code != 200 {
 		t.Fatalf("event answered %d", code)
 	}
+	// The Slack emulator dev started signs with the same secret and delivers to this ingress.
+	emulator := "http://" + env["ORGBRIDGE_SLACK_EMULATOR_ADDR"]
+	resp, err := http.Get(emulator + "/_emulator/world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var world struct{ Workspaces []struct{ ID string } }
+	if err := json.NewDecoder(resp.Body).Decode(&world); err != nil || len(world.Workspaces) == 0 {
+		t.Fatalf("emulator world: %v %+v", err, world)
+	}
+	resp.Body.Close()
+	resp, err = http.Post(emulator+"/_emulator/deliver/event", "application/json",
+		strings.NewReader(`{"team_id":"`+world.Workspaces[0].ID+`","event":{"type":"app_home_opened","tab":"home"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var delivered struct {
+		EventID string `json:"event_id"`
+		Status  int    `json:"status"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&delivered); err != nil || delivered.Status != 200 {
+		t.Fatalf("emulator delivery to the dev ingress: %+v %v", delivered, err)
+	}
+	resp.Body.Close()
 	rdb := redis.NewClient(mustParseRedis(t, first.redisURL))
 	if err := rdb.Set(context.Background(), "ob:{T1}:restart-probe", "kept", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -144,6 +171,10 @@ func TestDevStateSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	info, err := stream.Info(context.Background())
+	if err != nil || info.State.Msgs != 2 {
+		t.Fatalf("stream after restart: %v, %+v; want the 2 events stored before it", err, info)
+	}
 	msg, err := stream.GetLastMsgForSubject(context.Background(), "slack.events.T1.app_mention")
 	if err != nil || msg.Header.Get(events.HeaderMsgID) != "EvDurable1" {
 		t.Fatalf("event stored before the restart is gone: %v %v", err, msg)
@@ -157,9 +188,9 @@ func TestDevStateSurvivesRestart(t *testing.T) {
 	if code := second.postEvent(t, "EvDurable1"); code != 200 {
 		t.Fatalf("retry answered %d", code)
 	}
-	info, _ := stream.Info(context.Background())
-	if info.State.Msgs != 1 {
-		t.Fatalf("stream holds %d messages after a retry across restarts, want 1", info.State.Msgs)
+	info, _ = stream.Info(context.Background())
+	if info.State.Msgs != 2 {
+		t.Fatalf("stream holds %d messages after a retry across restarts, want 2", info.State.Msgs)
 	}
 }
 

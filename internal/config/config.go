@@ -17,17 +17,19 @@ import (
 
 // Defaults.
 const (
-	DefaultNATSURL         = "nats://127.0.0.1:4222"
-	DefaultNATSAddr        = "127.0.0.1:4222"
-	DefaultHTTPAddr        = "127.0.0.1:8080"
-	DefaultMetricsAddr     = "127.0.0.1:9090"
-	DefaultDataDir         = "./data"
-	DefaultPublishTimeout  = 2 * time.Second
-	DefaultShutdownTimeout = 25 * time.Second
-	DefaultSlackAPIURL     = "https://slack.com/api/"
-	DefaultSlackOAuthURL   = "https://slack.com/oauth/v2/authorize"
-	DefaultSlackScopes     = "commands,chat:write,users:read,users:read.email,usergroups:read,team:read,im:write"
-	DefaultOrgLoginURL     = "https://login.salesforce.com"
+	DefaultNATSURL           = "nats://127.0.0.1:4222"
+	DefaultNATSAddr          = "127.0.0.1:4222"
+	DefaultHTTPAddr          = "127.0.0.1:8080"
+	DefaultMetricsAddr       = "127.0.0.1:9090"
+	DefaultSlackEmulatorAddr = "127.0.0.1:8081"
+	DefaultOrgEmulatorAddr   = "127.0.0.1:8082"
+	DefaultDataDir           = "./data"
+	DefaultPublishTimeout    = 2 * time.Second
+	DefaultShutdownTimeout   = 25 * time.Second
+	DefaultSlackAPIURL       = "https://slack.com/api/"
+	DefaultSlackOAuthURL     = "https://slack.com/oauth/v2/authorize"
+	DefaultSlackScopes       = "commands,chat:write,users:read,users:read.email,usergroups:read,team:read,im:write"
+	DefaultOrgLoginURL       = "https://login.salesforce.com"
 )
 
 // Var documents one environment variable; [Vars] lists them all for --help and the README.
@@ -66,6 +68,8 @@ func Vars() []Var {
 		{"ORG_LOGIN_URL", DefaultOrgLoginURL, "org OAuth base URL (dev points it at the org emulator)"},
 		{"ORG_CLIENT_ID", "", "org connected-app client id"},
 		{"ORG_CLIENT_SECRET", "", "org connected-app client secret"},
+		{"ORGBRIDGE_SLACK_EMULATOR_ADDR", DefaultSlackEmulatorAddr, "dev and emulate: where the Slack emulator listens"},
+		{"ORGBRIDGE_ORG_EMULATOR_ADDR", DefaultOrgEmulatorAddr, "dev and emulate: where the org emulator listens"},
 		{"ORGBRIDGE_TIME_SCALE", "1", "dev and tests only: emulated time runs this many times faster (rate limits, delays)"},
 	}
 }
@@ -78,6 +82,8 @@ type Config struct {
 	HTTPAddr           string
 	NATSAddr           string
 	MetricsAddr        string
+	SlackEmulatorAddr  string
+	OrgEmulatorAddr    string
 	DataDir            string
 	LogLevel           slog.Level
 	LogFormat          string
@@ -138,6 +144,8 @@ func Load(getenv func(string) string) (Config, error) {
 		HTTPAddr:           or(getenv("ORGBRIDGE_HTTP_ADDR"), DefaultHTTPAddr),
 		NATSAddr:           or(getenv("ORGBRIDGE_NATS_ADDR"), DefaultNATSAddr),
 		MetricsAddr:        or(getenv("ORGBRIDGE_METRICS_ADDR"), DefaultMetricsAddr),
+		SlackEmulatorAddr:  or(getenv("ORGBRIDGE_SLACK_EMULATOR_ADDR"), DefaultSlackEmulatorAddr),
+		OrgEmulatorAddr:    or(getenv("ORGBRIDGE_ORG_EMULATOR_ADDR"), DefaultOrgEmulatorAddr),
 		DataDir:            or(getenv("ORGBRIDGE_DATA_DIR"), DefaultDataDir),
 		LogFormat:          or(getenv("ORGBRIDGE_LOG_FORMAT"), "json"),
 		PublicURL:          getenv("ORGBRIDGE_PUBLIC_URL"),
@@ -227,7 +235,8 @@ func (c Config) validateCommon() error {
 			return &Error{"REDIS_URL", err.Error()}
 		}
 	}
-	for _, a := range []struct{ name, addr string }{{"ORGBRIDGE_HTTP_ADDR", c.HTTPAddr}, {"ORGBRIDGE_NATS_ADDR", c.NATSAddr}, {"ORGBRIDGE_METRICS_ADDR", c.MetricsAddr}} {
+	for _, a := range []struct{ name, addr string }{{"ORGBRIDGE_HTTP_ADDR", c.HTTPAddr}, {"ORGBRIDGE_NATS_ADDR", c.NATSAddr}, {"ORGBRIDGE_METRICS_ADDR", c.MetricsAddr},
+		{"ORGBRIDGE_SLACK_EMULATOR_ADDR", c.SlackEmulatorAddr}, {"ORGBRIDGE_ORG_EMULATOR_ADDR", c.OrgEmulatorAddr}} {
 		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "" {
 			return &Error{a.name, fmt.Sprintf("%q is not host:port", a.addr)}
 		}

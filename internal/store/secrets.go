@@ -316,3 +316,39 @@ func (o *OAuthStates) WaitOutcome(ctx context.Context, nonce string) (Outcome, e
 		}
 	}
 }
+
+// TicketTTL is how long a "connect" button stays usable.
+const TicketTTL = 30 * time.Minute
+
+func ticketKey(id string) string { return Key(GlobalTenant, "oauth", "ticket", id) }
+
+// IssueTicket stores data behind a random id for TicketTTL: the id goes into a
+// "connect" button's URL, and the OAuth state is issued only when the browser
+// follows it, so the 10-minute state starts when the user clicks.
+func (o *OAuthStates) IssueTicket(ctx context.Context, data any) (string, error) {
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	id := base64.RawURLEncoding.EncodeToString(b[:])
+	body, err := json.Marshal(data)
+	if err != nil {
+		return "", err
+	}
+	if err := o.rdb.Set(ctx, ticketKey(id), body, TicketTTL).Err(); err != nil {
+		return "", fmt.Errorf("store: saving ticket: %w", err)
+	}
+	return id, nil
+}
+
+// Ticket reads the data of ticket id into v; [ErrBadState] when it is unknown or expired.
+func (o *OAuthStates) Ticket(ctx context.Context, id string, v any) error {
+	raw, err := o.rdb.Get(ctx, ticketKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return ErrBadState
+	}
+	if err != nil {
+		return fmt.Errorf("store: reading ticket: %w", err)
+	}
+	return json.Unmarshal(raw, v)
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/slackapi"
 	"github.com/orgbridge/orgbridge/internal/store"
 )
 
@@ -341,8 +342,8 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) 
 
 // snapshot is the last team.externalTeams.list of an enterprise.
 type snapshot struct {
-	FetchedAt time.Time         `json:"fetched_at"`
-	Status    map[string]string `json:"status"` // team id → connection status
+	FetchedAt time.Time               `json:"fetched_at"`
+	Teams     []slackapi.ExternalTeam `json:"teams"`
 }
 
 func (s *Store) snapshot(ctx context.Context, e string) (snapshot, bool, error) {

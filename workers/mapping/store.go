@@ -67,9 +67,9 @@ func NewStore(rdb redis.UniversalClient, keys *store.Keyring) *Store {
 	return &Store{rdb: rdb, keys: keys}
 }
 
-func kMap(w, u string) string          { return store.Key(w, "map", u) }
+func kMap(w, u string) string            { return store.Key(w, "map", u) }
 func kMapByOrg(w, org, ou string) string { return store.Key(w, "map", "org", org, ou) }
-func kMaps(w string) string            { return store.Key(w, "maps") }
+func kMaps(w string) string              { return store.Key(w, "maps") }
 func kAssoc(w, org, u string) string     { return store.Key(w, "assoc", org, u) }
 func kAssocByOrg(w, org, ou string) string {
 	return store.Key(w, "assoc", "org", org, ou)

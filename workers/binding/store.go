@@ -1,0 +1,229 @@
+package binding
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orgbridge/orgbridge/internal/store"
+)
+
+// Binding ties a workspace (a team, or a Grid org for an org-wide install) to
+// exactly one org, for all its users.
+type Binding struct {
+	Scope               string    `json:"scope"`
+	OrgID               string    `json:"org_id"`
+	OrgName             string    `json:"org_name"`
+	InstanceURL         string    `json:"instance_url,omitempty"`
+	ConnectedByOrgUser  string    `json:"connected_by_org_user"`
+	ConnectedByUsername string    `json:"connected_by_username"`
+	ConnectedBySlack    string    `json:"connected_by_slack_user"`
+	ConnectedAt         time.Time `json:"connected_at"`
+	// Valid is false once the org expired or stopped accepting the binding's
+	// token: the next interaction prompts to log into a new org.
+	Valid         bool      `json:"valid"`
+	InvalidReason string    `json:"invalid_reason,omitempty"`
+	InvalidAt     time.Time `json:"invalid_at,omitzero"`
+	// RefreshToken is the connecting user's org refresh token, sealed at rest.
+	RefreshToken store.Secret `json:"-"`
+}
+
+// PastConnection is who connected the workspace to an org before: a
+// reconnect to that org must use the same org user.
+type PastConnection struct {
+	OrgUserID string `json:"org_user_id"`
+	Username  string `json:"username"`
+	OrgName   string `json:"org_name"`
+}
+
+type bindingRecord struct {
+	Binding
+	Refresh store.Sealed `json:"refresh_token,omitzero"`
+}
+
+// Store keeps bindings in Redis: ob:{W}:binding, ob:{W}:binding:history
+// (org id → [PastConnection]), the lock ob:{W}:lock:binding and the index
+// ob:{_}:bindings.
+type Store struct {
+	rdb  redis.UniversalClient
+	keys *store.Keyring
+}
+
+// NewStore returns a Store.
+func NewStore(rdb redis.UniversalClient, keys *store.Keyring) *Store { return &Store{rdb: rdb, keys: keys} }
+
+func kBinding(w string) string { return store.Key(w, "binding") }
+func kHistory(w string) string { return store.Key(w, "binding", "history") }
+
+// LockKey is the per-workspace lock every binding change holds.
+func LockKey(w string) string { return store.Key(w, "lock", "binding") }
+
+var kBindings = store.Key(store.GlobalTenant, "bindings")
+
+func aadBinding(w, org string) string { return "binding:" + w + ":" + org }
+
+// Get returns the binding of w, or nil when w was never connected (or was uninstalled).
+func (s *Store) Get(ctx context.Context, w string) (*Binding, error) {
+	raw, err := s.rdb.Get(ctx, kBinding(w)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("binding: reading %s: %w", w, err)
+	}
+	var rec bindingRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("binding: decoding %s: %w", w, err)
+	}
+	b := rec.Binding
+	if b.RefreshToken, err = s.keys.Open(rec.Refresh, aadBinding(w, b.OrgID)); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// BoundOrg returns the org w is validly bound to, or "".
+func (s *Store) BoundOrg(ctx context.Context, w string) (string, error) {
+	b, err := s.Get(ctx, w)
+	if err != nil || b == nil || !b.Valid {
+		return "", err
+	}
+	return b.OrgID, nil
+}
+
+// History returns who connected w to org before, or nil.
+func (s *Store) History(ctx context.Context, w, org string) (*PastConnection, error) {
+	raw, err := s.rdb.HGet(ctx, kHistory(w), org).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p PastConnection
+	return &p, json.Unmarshal(raw, &p)
+}
+
+// bindScript writes the binding and the history entry while the caller still
+// holds the workspace lock (a fencing check: a holder whose lock expired
+// cannot overwrite a binding made after it).
+var bindScript = redis.NewScript(`
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[1], ARGV[2])
+if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 0 then redis.call('HSET', KEYS[2], ARGV[3], ARGV[4]) end
+return 1`)
+
+// Bind stores b as w's binding, fenced by lock.
+func (s *Store) Bind(ctx context.Context, b *Binding, lock *store.Lock) error {
+	rec := bindingRecord{Binding: *b}
+	var err error
+	if rec.Refresh, err = s.keys.Seal(b.RefreshToken, aadBinding(b.Scope, b.OrgID)); err != nil {
+		return err
+	}
+	body, _ := json.Marshal(rec)
+	hist, _ := json.Marshal(PastConnection{OrgUserID: b.ConnectedByOrgUser, Username: b.ConnectedByUsername, OrgName: b.OrgName})
+	n, err := bindScript.Run(ctx, s.rdb, []string{kBinding(b.Scope), kHistory(b.Scope), lock.Key()},
+		lock.Token(), body, b.OrgID, hist).Int()
+	if err != nil {
+		return fmt.Errorf("binding: saving %s: %w", b.Scope, err)
+	}
+	if n < 0 {
+		return store.ErrLockNotHeld
+	}
+	return s.rdb.SAdd(ctx, kBindings, b.Scope).Err()
+}
+
+// invalidateScript marks the binding invalid only if it is still bound to ARGV[1].
+var invalidateScript = redis.NewScript(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local b = cjson.decode(raw)
+if b.org_id ~= ARGV[1] or not b.valid then return 0 end
+b.valid = false
+b.invalid_reason = ARGV[2]
+b.invalid_at = ARGV[3]
+redis.call('SET', KEYS[1], cjson.encode(b))
+return 1`)
+
+// Invalidate marks w's binding to org invalid (the org expired or refuses
+// its token); it reports whether it changed anything.
+func (s *Store) Invalidate(ctx context.Context, w, org, reason string) (bool, error) {
+	n, err := invalidateScript.Run(ctx, s.rdb, []string{kBinding(w)}, org, reason, time.Now().UTC().Format(time.RFC3339Nano)).Int()
+	return n == 1, err
+}
+
+// Clear removes w's binding and history (the app was uninstalled).
+func (s *Store) Clear(ctx context.Context, w string) error {
+	pipe := s.rdb.TxPipeline()
+	pipe.Del(ctx, kBinding(w), kHistory(w))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	return s.rdb.SRem(ctx, kBindings, w).Err()
+}
+
+// List returns every binding (for admins and key rotation).
+func (s *Store) List(ctx context.Context) ([]*Binding, error) {
+	ws, err := s.rdb.SMembers(ctx, kBindings).Result()
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ws)
+	var out []*Binding
+	for _, w := range ws {
+		b, err := s.Get(ctx, w)
+		if err != nil {
+			return nil, err
+		}
+		if b != nil {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// Reencrypt re-seals every binding's refresh token under the primary key.
+func (s *Store) Reencrypt(ctx context.Context) (int, error) {
+	ws, err := s.rdb.SMembers(ctx, kBindings).Result()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, w := range ws {
+		raw, err := s.rdb.Get(ctx, kBinding(w)).Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		var rec bindingRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return n, err
+		}
+		out, changed, err := s.keys.Reseal(rec.Refresh, aadBinding(w, rec.OrgID))
+		if err != nil || !changed {
+			if err != nil {
+				return n, err
+			}
+			continue
+		}
+		rec.Refresh = out
+		body, _ := json.Marshal(rec)
+		ok, err := casScript.Run(ctx, s.rdb, []string{kBinding(w)}, raw, body).Int()
+		if err != nil {
+			return n, err
+		}
+		n += ok
+	}
+	return n, nil
+}
+
+var casScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
+return 0`)

@@ -1,0 +1,174 @@
+// Package binding is the binding worker: Slack installs and uninstalls,
+// binding a workspace (or Grid org) to exactly one org for all its users, org
+// validity (expired orgs), and the gate every slash command, interaction and
+// App Home visit passes: unconnected users get a prompt to connect, connected
+// ones have their org identity attached and their command forwarded to app
+// handlers on the APP stream. Mappings themselves live in workers/mapping.
+package binding
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/bus"
+	"github.com/orgbridge/orgbridge/internal/orgapi"
+	"github.com/orgbridge/orgbridge/internal/slackapi"
+	"github.com/orgbridge/orgbridge/internal/store"
+	"github.com/orgbridge/orgbridge/workers/mapping"
+)
+
+// Durable consumer names.
+const (
+	DurableInstalls     = "binding-installs"
+	DurableUninstalls   = "binding-uninstalls"
+	DurableConnects     = "binding-connects"
+	DurableCommands     = "binding-commands"
+	DurableInteractions = "binding-interactions"
+	DurableHome         = "binding-home"
+)
+
+// Defaults for [Config].
+const (
+	DefaultRefreshAhead   = time.Hour
+	DefaultRefreshEvery   = 5 * time.Minute
+	DefaultOrgCheckEvery  = 5 * time.Minute
+	DefaultPlatformCmd    = "/orgbridge"
+	DefaultConnectLockTTL = 30 * time.Second
+)
+
+// Config builds a [Worker].
+type Config struct {
+	Installations *store.Installations
+	Bindings      *Store
+	Mappings      *mapping.Store
+	States        *store.OAuthStates
+	Locker        *store.Locker
+	Idempotency   *store.Idempotency
+	Keys          *store.Keyring
+	// Slack exchanges install codes, refreshes tokens and builds API clients.
+	Slack *slackapi.OAuthApp
+	// Org runs the org's OAuth flow (code exchange, refresh, userinfo).
+	Org *orgapi.Client
+	// Publish puts forwarded commands and interactions on the APP stream.
+	Publish *events.Publisher
+	// PublicURL is the ingress's public base URL, for "connect" buttons.
+	PublicURL string
+	// PlatformCommand is the slash command whose subcommands (connect, status,
+	// whoami, mappings, help) orgbridge answers itself; default /orgbridge.
+	PlatformCommand string
+	// RefreshAhead: bot tokens expiring within it are refreshed (default 1h);
+	// RefreshEvery: how often Run looks (default 5m).
+	RefreshAhead, RefreshEvery time.Duration
+	// OrgCheckEvery: how often a user's org session is re-checked (refresh +
+	// userinfo) on an interaction (default 5m; negative: every time).
+	OrgCheckEvery time.Duration
+	// HTTP posts to response_url; a 10 s timeout client when nil.
+	HTTP *http.Client
+	Log  *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.PlatformCommand == "" {
+		c.PlatformCommand = DefaultPlatformCmd
+	}
+	if c.RefreshAhead == 0 {
+		c.RefreshAhead = DefaultRefreshAhead
+	}
+	if c.RefreshEvery == 0 {
+		c.RefreshEvery = DefaultRefreshEvery
+	}
+	if c.OrgCheckEvery == 0 {
+		c.OrgCheckEvery = DefaultOrgCheckEvery
+	}
+	if c.HTTP == nil {
+		c.HTTP = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+}
+
+// Validate reports a missing dependency.
+func (c Config) Validate() error {
+	var missing []string
+	for name, ok := range map[string]bool{
+		"Installations": c.Installations != nil, "Bindings": c.Bindings != nil, "Mappings": c.Mappings != nil,
+		"States": c.States != nil, "Locker": c.Locker != nil, "Idempotency": c.Idempotency != nil, "Keys": c.Keys != nil,
+		"Slack": c.Slack != nil, "Org": c.Org != nil, "Publish": c.Publish != nil, "PublicURL": c.PublicURL != "",
+	} {
+		if !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return errors.New("binding: config is missing " + strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Worker is the binding worker.
+type Worker struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns the worker.
+func New(cfg Config) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, log: cfg.Log}, nil
+}
+
+// Register adds the worker's durable consumers to r. Every handler is
+// idempotent on the message identity, so replays change nothing.
+func (w *Worker) Register(r *bus.Runner) error {
+	idem := bus.Idempotent(w.cfg.Idempotency, 0)
+	regs := []struct {
+		cfg bus.ConsumerConfig
+		h   bus.Handler
+	}{
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableInstalls, FilterSubjects: []string{"slack.install.>"}}, w.HandleInstall},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableUninstalls, FilterSubjects: []string{events.SlackUninstallSubject("*")}}, w.HandleUninstall},
+		{bus.ConsumerConfig{Stream: events.StreamOrg, Durable: DurableConnects, FilterSubjects: []string{"org.connect.>"}}, w.HandleOrgConnect},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableCommands, FilterSubjects: []string{events.SlackCommandSubject("*")}}, w.HandleCommand},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableInteractions, FilterSubjects: []string{events.SlackInteractionSubject("*")}}, w.HandleInteraction},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableHome, FilterSubjects: []string{events.SlackEventSubject("*", "app_home_opened")}}, w.HandleAppHome},
+	}
+	for _, reg := range regs {
+		if err := r.Register(reg.cfg, reg.h, idem); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run refreshes bot tokens ahead of expiry until ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	t := time.NewTicker(w.cfg.RefreshEvery)
+	defer t.Stop()
+	for {
+		if _, err := w.RefreshDue(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("token refresh round failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// BoundOrg implements mapping.BindingReader.
+func (w *Worker) BoundOrg(ctx context.Context, ws string) (string, error) {
+	return w.cfg.Bindings.BoundOrg(ctx, ws)
+}

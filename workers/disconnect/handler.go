@@ -1,0 +1,593 @@
+package disconnect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/bus"
+	"github.com/orgbridge/orgbridge/internal/slackapi"
+	"github.com/orgbridge/orgbridge/internal/store"
+)
+
+// Handle handles one delivery of a disconnect request: the first delivery
+// validates and accepts it, later ones (NakWithDelay) call Slack when the
+// pacer's slot comes, and confirm. See the package doc for crash safety.
+func (w *Worker) Handle(ctx context.Context, m *bus.Message) error {
+	enterprise := strings.TrimPrefix(m.Subject, "disconnect.requests.")
+	var req events.DisconnectRequest
+	if err := events.Decode(m.Header, m.Data, &req); err != nil {
+		return w.rejectUnreadable(ctx, m, enterprise, err)
+	}
+	if err := req.Validate(); err != nil {
+		var re *events.DisconnectRequestError
+		code := events.DisconnectErrInvalidRequest
+		if errors.As(err, &re) {
+			code = re.Code
+		}
+		return w.rejectNew(ctx, m, req, code, err.Error())
+	}
+	if req.EnterpriseID != enterprise {
+		return w.rejectNew(ctx, m, req, events.DisconnectErrInvalidRequest,
+			fmt.Sprintf("enterprise_id %s does not match the subject's enterprise %s: publish on %s",
+				req.EnterpriseID, enterprise, events.DisconnectRequestSubject(req.EnterpriseID)))
+	}
+	lock, err := w.locker.Obtain(ctx, lockKey(req.EnterpriseID, req.RequestID), w.cfg.AckWait)
+	if errors.Is(err, store.ErrNotObtained) {
+		return bus.RetryAfter(ErrBusy, max(w.cfg.AckWait/4, 10*time.Millisecond))
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
+
+	rec, found, err := w.store.Get(ctx, req.EnterpriseID, req.RequestID)
+	if err != nil {
+		return err
+	}
+	if !found {
+		var done bool
+		if rec, done, err = w.admit(ctx, req); done || err != nil {
+			return err
+		}
+	}
+	return w.advance(ctx, rec)
+}
+
+// rejectUnreadable answers a body that is not a request at all.
+func (w *Worker) rejectUnreadable(ctx context.Context, m *bus.Message, enterprise string, derr error) error {
+	now := time.Now().UTC()
+	res := events.DisconnectResult{SchemaVersion: events.SchemaVersion, RequestID: m.Identity, EnterpriseID: enterprise,
+		State: events.DisconnectRejected, Error: events.DisconnectErrInvalidRequest,
+		Message: "the body is not a disconnect request (" + derr.Error() + "); see events/README.md for the schema", At: now}
+	_ = w.store.Append(ctx, AuditEntry{Time: now, EnterpriseID: enterprise, RequestID: m.Identity, Event: "rejected",
+		State: string(events.DisconnectRejected), Error: res.Error, Message: res.Message, Worker: w.cfg.WorkerID})
+	_, err := w.pub.Publish(ctx, events.DisconnectResultSubject(enterprise), events.DisconnectResultMsgID(m.Identity, res.State), res)
+	return err
+}
+
+// rejectNew rejects a request that breaks the schema. A request whose id is
+// usable gets a record, so its status can be looked up.
+func (w *Worker) rejectNew(ctx context.Context, m *bus.Message, req events.DisconnectRequest, code, msg string) error {
+	if req.RequestID == "" || !validID(req.RequestID) || req.EnterpriseID == "" || strings.ContainsAny(req.EnterpriseID, "{}") {
+		e := req.EnterpriseID
+		if e == "" {
+			e = strings.TrimPrefix(m.Subject, "disconnect.requests.")
+		}
+		return w.rejectUnreadable(ctx, m, e, errors.New(msg))
+	}
+	rec := newRecord(req)
+	if existing, found, err := w.store.Get(ctx, req.EnterpriseID, req.RequestID); err != nil {
+		return err
+	} else if found {
+		return w.advance(ctx, existing)
+	}
+	return w.transition(ctx, &rec, events.DisconnectRejected, code, msg, AuditEntry{Event: "rejected"})
+}
+
+func validID(id string) bool {
+	return events.DisconnectRequest{SchemaVersion: 1, RequestID: id, EnterpriseID: "E00", TargetTeam: "T00", Reason: "x", RequestedBy: "x"}.Validate() == nil
+}
+
+func newRecord(req events.DisconnectRequest) Record {
+	now := time.Now().UTC()
+	return Record{RequestID: req.RequestID, EnterpriseID: req.EnterpriseID, TargetTeam: req.TargetTeam,
+		Reason: req.Reason, RequestedBy: req.RequestedBy, NotBefore: req.NotBefore, DryRun: req.DryRun,
+		CreatedAt: now, UpdatedAt: now}
+}
+
+// admit checks a request seen for the first time and accepts, joins or
+// rejects it. done means the delivery is finished.
+func (w *Worker) admit(ctx context.Context, req events.DisconnectRequest) (Record, bool, error) {
+	rec := newRecord(req)
+	if err := w.audit(ctx, rec, AuditEntry{Event: "received"}); err != nil {
+		return rec, true, err
+	}
+	in, err := w.installs.EnterpriseInstall(ctx, req.EnterpriseID)
+	switch {
+	case errors.Is(err, ErrUnknownEnterprise):
+		return rec, true, w.transition(ctx, &rec, events.DisconnectRejected, events.DisconnectErrUnknownEnterprise,
+			fmt.Sprintf("orgbridge does not know enterprise %s: install the app org-wide on that Enterprise Grid org first", req.EnterpriseID), AuditEntry{Event: "rejected"})
+	case errors.Is(err, ErrNoGridInstall):
+		return rec, true, w.transition(ctx, &rec, events.DisconnectRejected, events.DisconnectErrNoGridInstall,
+			fmt.Sprintf("the app is installed in workspaces of %s but not org-wide; team.externalTeams.disconnect needs an org-wide (Enterprise Grid) install", req.EnterpriseID), AuditEntry{Event: "rejected"})
+	case err != nil:
+		return rec, true, err
+	}
+	switch {
+	case req.TargetTeam == req.EnterpriseID || slices.Contains(in.TeamIDs, req.TargetTeam):
+		return rec, true, w.transition(ctx, &rec, events.DisconnectRejected, events.DisconnectErrOwnOrg,
+			fmt.Sprintf("%s belongs to %s itself; only external organizations can be disconnected", req.TargetTeam, req.EnterpriseID), AuditEntry{Event: "rejected"})
+	case !in.HasScope(slackapi.ScopeConnectManage):
+		return rec, true, w.transition(ctx, &rec, events.DisconnectRejected, events.DisconnectErrMissingScope,
+			"the org-wide installation lacks the conversations.connect:manage scope: reinstall the app with it", AuditEntry{Event: "rejected"})
+	}
+	if !req.DryRun {
+		for {
+			active, err := w.store.ClaimActive(ctx, req.EnterpriseID, req.TargetTeam, req.RequestID)
+			if err != nil {
+				return rec, true, err
+			}
+			if active == req.RequestID {
+				break
+			}
+			other, found, err := w.store.Get(ctx, req.EnterpriseID, active)
+			if err != nil {
+				return rec, true, err
+			}
+			if !found || other.State.Final() {
+				// A stale claim: the other request ended (or expired) without freeing it.
+				if _, err := w.store.ReplaceActive(ctx, req.EnterpriseID, req.TargetTeam, active, req.RequestID); err != nil {
+					return rec, true, err
+				}
+				continue
+			}
+			return rec, true, w.join(ctx, rec, other)
+		}
+	}
+	return rec, false, w.transition(ctx, &rec, events.DisconnectAccepted, "", "queued: Slack allows about one disconnect a minute per org", AuditEntry{Event: "accepted"})
+}
+
+// join makes rec share the outcome of the active request for the same target.
+func (w *Worker) join(ctx context.Context, rec Record, active Record) error {
+	rec.JoinedRequestID = active.RequestID
+	if err := w.store.Join(ctx, rec.EnterpriseID, active.RequestID, rec.RequestID); err != nil {
+		return err
+	}
+	if err := w.transition(ctx, &rec, events.DisconnectAccepted, "",
+		fmt.Sprintf("request %s for the same target is already active; this request joins it and Slack is called once", active.RequestID),
+		AuditEntry{Event: "joined"}); err != nil {
+		return err
+	}
+	// The active request may have ended between the claim and the join.
+	return w.followActive(ctx, rec)
+}
+
+// followActive finishes a joined request if its active request has ended.
+func (w *Worker) followActive(ctx context.Context, rec Record) error {
+	active, found, err := w.store.Get(ctx, rec.EnterpriseID, rec.JoinedRequestID)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return w.transition(ctx, &rec, events.DisconnectUnconfirmed, "",
+			"the request this one joined ("+rec.JoinedRequestID+") has expired; check the team in Slack", AuditEntry{Event: "unconfirmed"})
+	}
+	if active.State.Final() {
+		return w.adopt(ctx, rec, active)
+	}
+	return nil
+}
+
+func (w *Worker) adopt(ctx context.Context, rec Record, active Record) error {
+	if rec.State.Final() {
+		return w.republish(ctx, rec)
+	}
+	rec.Attempts = active.Attempts
+	return w.transition(ctx, &rec, active.State, active.Error,
+		"joined request "+active.RequestID+": "+active.Message, AuditEntry{Event: string(active.State)})
+}
+
+// advance moves an accepted or submitted request on.
+func (w *Worker) advance(ctx context.Context, rec Record) error {
+	if err := w.republish(ctx, rec); err != nil {
+		return err
+	}
+	if rec.State.Final() {
+		return w.notifyJoiners(ctx, rec)
+	}
+	if rec.JoinedRequestID != "" {
+		return w.followActive(ctx, rec)
+	}
+	switch rec.State {
+	case events.DisconnectAccepted:
+		if rec.DryRun {
+			return w.dryRun(ctx, rec)
+		}
+		if rec.NotBefore != nil {
+			if d := time.Until(*rec.NotBefore); d > 0 {
+				return w.later("not before "+rec.NotBefore.UTC().Format(time.RFC3339), d)
+			}
+		}
+		return w.attempt(ctx, rec)
+	case events.DisconnectSubmitted:
+		return w.confirm(ctx, rec)
+	}
+	return bus.Permanent(fmt.Errorf("disconnect: request %s is in unknown state %q", rec.RequestID, rec.State))
+}
+
+// later asks for a redelivery after d. JetStream adds up to 10 % jitter, so
+// a long wait comes back a little early and the rest is waited again: the
+// worker never misses a pacing slot by arriving late.
+func (w *Worker) later(why string, d time.Duration) error {
+	if d > w.cfg.MaxBlock {
+		d = d * 10 / 11
+	}
+	return &laterError{why: why, after: max(d, time.Millisecond)}
+}
+
+// attempt calls team.externalTeams.disconnect once the pacer allows it.
+func (w *Worker) attempt(ctx context.Context, rec Record) error {
+	ck := callKey(rec.EnterpriseID, rec.RequestID)
+	st, err := w.idem.Check(ctx, ck)
+	if err != nil {
+		return err
+	}
+	switch st {
+	case store.StateDone:
+		// The worker that called died after recording done.
+		return w.submitted(ctx, rec, "Slack accepted the disconnect (recorded before a worker restart)")
+	case store.StateInFlight:
+		return w.resolveInFlight(ctx, rec)
+	}
+	in, err := w.installs.EnterpriseInstall(ctx, rec.EnterpriseID)
+	if errors.Is(err, ErrUnknownEnterprise) || errors.Is(err, ErrNoGridInstall) {
+		return w.transition(ctx, &rec, events.DisconnectFailed, events.DisconnectErrNoGridInstall,
+			"the org-wide installation is gone: reinstall the app on the org and send the request again", AuditEntry{Event: "failed"})
+	}
+	if err != nil {
+		return err
+	}
+	pace := w.disconnectPace(rec.EnterpriseID)
+	if err := w.pacer.Wait(ctx, pace, rec.RequestID, w.cfg.MaxBlock); err != nil {
+		var we *slackapi.WaitError
+		if errors.As(err, &we) {
+			return w.later("waiting for a Tier 1 slot", we.After)
+		}
+		return err
+	}
+	began, err := w.idem.Begin(ctx, ck, w.cfg.RecordTTL)
+	if err != nil {
+		return err
+	}
+	if !began {
+		return bus.RetryAfter(ErrBusy, time.Second)
+	}
+	rec.Attempts++
+	rec.CallStartedAt = time.Now().UTC()
+	if err := w.store.Save(ctx, rec); err != nil {
+		// Nothing was called: clear the record so a retry may call.
+		_ = w.idem.Forget(context.WithoutCancel(ctx), ck)
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	resp, callErr := w.slack.DisconnectExternalTeam(cctx, in.Token.Reveal(), rec.TargetTeam)
+	cancel()
+	if w.afterCall != nil {
+		if err := w.afterCall(ctx, rec.RequestID); err != nil {
+			return err
+		}
+	}
+	ctx = context.WithoutCancel(ctx) // the call happened: record it whatever happens to ctx
+	_ = w.audit(ctx, rec, AuditEntry{Event: "slack_call", SlackMethod: resp.Method, SlackStatus: resp.Status,
+		SlackResponse: resp.Body, Error: slackapi.ErrorCode(callErr), Message: errString(callErr)})
+	if callErr == nil {
+		if err := w.idem.Done(ctx, ck, w.cfg.RecordTTL); err != nil {
+			return err
+		}
+		return w.submitted(ctx, rec, "Slack accepted the disconnect; it finishes in the background")
+	}
+	return w.callFailed(ctx, rec, pace, callErr)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// callFailed decides what a failed call leads to.
+func (w *Worker) callFailed(ctx context.Context, rec Record, pace slackapi.Pace, callErr error) error {
+	ck := callKey(rec.EnterpriseID, rec.RequestID)
+	var te *slackapi.TransportError
+	if errors.As(callErr, &te) && te.MaybeSent {
+		// Slack may have acted: never call again; find out with the list.
+		rec.Message = "no answer from Slack (" + te.Err.Error() + "); checking with team.externalTeams.list whether it acted"
+		if err := w.store.Save(ctx, rec); err != nil {
+			return err
+		}
+		return w.later("call outcome unknown", w.cfg.real(w.cfg.ConfirmFirst))
+	}
+	if err := w.idem.Forget(ctx, ck); err != nil {
+		return err
+	}
+	var rl *slack.RateLimitedError
+	if errors.As(callErr, &rl) {
+		after := w.cfg.real(rl.RetryAfter)
+		if err := w.pacer.Penalize(ctx, pace, after); err != nil {
+			return err
+		}
+		_ = w.audit(ctx, rec, AuditEntry{Event: "retry", Error: "ratelimited", Message: "Slack answered 429; Retry-After " + rl.RetryAfter.String()})
+		return bus.RetryAfter(callErr, after)
+	}
+	code := slackapi.ErrorCode(callErr)
+	class := Classify(code)
+	if code == "" {
+		code, class = "transport_error", Retryable
+	}
+	switch class {
+	case Final:
+		return w.transition(ctx, &rec, events.DisconnectFailed, code, "Slack refused: "+code+"; "+advice(code), AuditEntry{Event: "failed"})
+	case Retryable:
+		rec.Failures++
+		if rec.Failures >= w.cfg.MaxAttempts {
+			return w.transition(ctx, &rec, events.DisconnectFailed, code,
+				fmt.Sprintf("Slack kept failing (%s) after %d attempts; send a new request once Slack is healthy", code, rec.Failures), AuditEntry{Event: "failed"})
+		}
+	default:
+		rec.Unknown++
+		if rec.Unknown >= w.cfg.MaxUnknownAttempts {
+			return w.transition(ctx, &rec, events.DisconnectFailed, code,
+				fmt.Sprintf("Slack answered %s, an error orgbridge does not know, %d times; check Slack's documentation for it", code, rec.Unknown), AuditEntry{Event: "failed"})
+		}
+	}
+	rec.Message = fmt.Sprintf("Slack answered %s; trying again", code)
+	rec.UpdatedAt = time.Now().UTC()
+	if err := w.store.Save(ctx, rec); err != nil {
+		return err
+	}
+	_ = w.audit(ctx, rec, AuditEntry{Event: "retry", Error: code, Message: rec.Message})
+	n := rec.Failures + rec.Unknown
+	return w.later("retrying after "+code, w.cfg.real(backoff(w.cfg.RetryMin, w.cfg.RetryMax, n)))
+}
+
+func backoff(lo, hi time.Duration, n int) time.Duration {
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
+		d *= 2
+	}
+	return min(d, hi)
+}
+
+// submitted records that Slack accepted the disconnect and schedules the
+// first confirmation.
+func (w *Worker) submitted(ctx context.Context, rec Record, msg string) error {
+	rec.SubmittedAt = time.Now().UTC()
+	if err := w.transition(ctx, &rec, events.DisconnectSubmitted, "", msg, AuditEntry{Event: "submitted"}); err != nil {
+		return err
+	}
+	return w.later("confirming", w.cfg.real(w.cfg.ConfirmFirst))
+}
+
+// confirm checks team.externalTeams.list for a submitted request.
+func (w *Worker) confirm(ctx context.Context, rec Record) error {
+	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.RequestID)
+	if err != nil {
+		return err
+	}
+	rec.Checks++
+	status := team.ConnectionStatus
+	_ = w.audit(ctx, rec, AuditEntry{Event: "confirm_check", SlackMethod: slackapi.MethodExternalTeamsList, SlackResponse: raw,
+		Message: describeStatus(rec.TargetTeam, found, status)})
+	if !found || status == slackapi.StatusDisconnected {
+		return w.transition(ctx, &rec, events.DisconnectCompleted, "", describeStatus(rec.TargetTeam, found, status), AuditEntry{Event: "completed"})
+	}
+	if time.Since(rec.SubmittedAt) >= w.cfg.real(w.cfg.ConfirmDeadline) {
+		return w.transition(ctx, &rec, events.DisconnectUnconfirmed, "",
+			fmt.Sprintf("Slack accepted the disconnect but still lists %s as %s after %s; check it in Slack's admin pages", rec.TargetTeam, status, w.cfg.ConfirmDeadline),
+			AuditEntry{Event: "unconfirmed"})
+	}
+	rec.UpdatedAt = time.Now().UTC()
+	if err := w.store.Save(ctx, rec); err != nil {
+		return err
+	}
+	return w.later("not yet disconnected", w.cfg.real(backoff(w.cfg.ConfirmFirst, w.cfg.ConfirmMax, rec.Checks)))
+}
+
+// resolveInFlight handles a request whose call was recorded in flight but
+// never recorded done: the worker died during the call, or got no answer.
+// It never calls again; the list tells whether the call worked.
+func (w *Worker) resolveInFlight(ctx context.Context, rec Record) error {
+	if d := time.Until(rec.CallStartedAt.Add(w.cfg.CallTimeout)); d > 0 {
+		return w.later("a call may still be running", d)
+	}
+	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.RequestID)
+	if err != nil {
+		return err
+	}
+	rec.Checks++
+	status := team.ConnectionStatus
+	_ = w.audit(ctx, rec, AuditEntry{Event: "confirm_check", SlackMethod: slackapi.MethodExternalTeamsList, SlackResponse: raw,
+		Message: "resolving an interrupted call: " + describeStatus(rec.TargetTeam, found, status)})
+	if !found || status == slackapi.StatusDisconnected {
+		if err := w.idem.Done(ctx, callKey(rec.EnterpriseID, rec.RequestID), w.cfg.RecordTTL); err != nil {
+			return err
+		}
+		rec.SubmittedAt = rec.CallStartedAt
+		if err := w.transition(ctx, &rec, events.DisconnectSubmitted, "",
+			"a worker stopped during the call; team.externalTeams.list shows it worked", AuditEntry{Event: "submitted"}); err != nil {
+			return err
+		}
+		return w.transition(ctx, &rec, events.DisconnectCompleted, "", describeStatus(rec.TargetTeam, found, status), AuditEntry{Event: "completed"})
+	}
+	if time.Since(rec.CallStartedAt) >= w.cfg.real(w.cfg.ConfirmDeadline) {
+		return w.transition(ctx, &rec, events.DisconnectUnconfirmed, "",
+			fmt.Sprintf("a worker stopped during the call to team.externalTeams.disconnect and Slack still lists %s as %s; orgbridge will not call again on its own: check the team in Slack's admin pages and send a new request if it should still go",
+				rec.TargetTeam, status), AuditEntry{Event: "unconfirmed"})
+	}
+	rec.UpdatedAt = time.Now().UTC()
+	if err := w.store.Save(ctx, rec); err != nil {
+		return err
+	}
+	return w.later("resolving an interrupted call", w.cfg.real(backoff(w.cfg.ConfirmFirst, w.cfg.ConfirmMax, rec.Checks)))
+}
+
+func describeStatus(target string, found bool, status string) string {
+	if !found {
+		return "team.externalTeams.list no longer lists " + target
+	}
+	return "team.externalTeams.list shows " + target + " " + status
+}
+
+// dryRun reports what a request would do, calling nothing but the list.
+func (w *Worker) dryRun(ctx context.Context, rec Record) error {
+	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.RequestID)
+	if err != nil {
+		return err
+	}
+	msg := "dry run: would disconnect " + rec.TargetTeam + " (" + team.TeamName + ", " + team.ConnectionStatus + ")"
+	if !found || team.ConnectionStatus == slackapi.StatusDisconnected {
+		msg = "dry run: nothing to do, " + describeStatus(rec.TargetTeam, found, team.ConnectionStatus)
+	}
+	_ = w.audit(ctx, rec, AuditEntry{Event: "confirm_check", SlackMethod: slackapi.MethodExternalTeamsList, SlackResponse: raw, Message: msg})
+	return w.transition(ctx, &rec, events.DisconnectCompleted, "", msg, AuditEntry{Event: "completed"})
+}
+
+// teamStatus finds the target in the enterprise's external teams, from a
+// snapshot at most one Tier 2 interval old, else from a fresh, paced list.
+// raw is the target's entry as Slack listed it (null when absent).
+func (w *Worker) teamStatus(ctx context.Context, e, holder string) (slackapi.ExternalTeam, bool, json.RawMessage, error) {
+	rec, _, _ := w.store.Get(ctx, e, holder)
+	teams, err := w.externalTeams(ctx, e, "req:"+holder, w.cfg.MaxBlock)
+	if err != nil {
+		return slackapi.ExternalTeam{}, false, nil, err
+	}
+	for _, t := range teams {
+		if t.TeamID == rec.TargetTeam {
+			raw, _ := json.Marshal(t)
+			return t, true, raw, nil
+		}
+	}
+	return slackapi.ExternalTeam{}, false, json.RawMessage("null"), nil
+}
+
+// externalTeams lists every external team of e (all pages), paced, sharing
+// a snapshot between callers within one Tier 2 interval.
+func (w *Worker) externalTeams(ctx context.Context, e, holder string, maxBlock time.Duration) ([]slackapi.ExternalTeam, error) {
+	pace := w.listPace(e)
+	if sn, ok, err := w.store.snapshot(ctx, e); err != nil {
+		return nil, err
+	} else if ok && time.Since(sn.FetchedAt) < pace.Every {
+		return sn.Teams, nil
+	}
+	in, err := w.installs.EnterpriseInstall(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	var all []slackapi.ExternalTeam
+	cursor := ""
+	for {
+		if err := w.pacer.Wait(ctx, pace, holder, maxBlock); err != nil {
+			var we *slackapi.WaitError
+			if errors.As(err, &we) {
+				return nil, w.later("waiting for a Tier 2 slot", we.After)
+			}
+			return nil, err
+		}
+		page, _, err := w.slack.ListExternalTeams(ctx, in.Token.Reveal(), slackapi.ListExternalTeamsParams{Limit: 1000, Cursor: cursor})
+		var rl *slack.RateLimitedError
+		if errors.As(err, &rl) {
+			after := w.cfg.real(rl.RetryAfter)
+			_ = w.pacer.Penalize(ctx, pace, after)
+			return nil, bus.RetryAfter(err, after)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("disconnect: listing external teams of %s: %w", e, err)
+		}
+		all = append(all, page.Organizations...)
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	if err := w.store.saveSnapshot(ctx, e, snapshot{FetchedAt: time.Now().UTC(), Teams: all}); err != nil {
+		w.log.Warn("disconnect: saving list snapshot", slog.Any("error", err))
+	}
+	return all, nil
+}
+
+// transition changes rec's state, records it, audits it and publishes the result.
+func (w *Worker) transition(ctx context.Context, rec *Record, state events.DisconnectState, code, msg string, a AuditEntry) error {
+	rec.State, rec.Error, rec.Message = state, code, msg
+	rec.UpdatedAt = time.Now().UTC()
+	if err := w.store.Save(ctx, *rec); err != nil {
+		return err
+	}
+	a.State, a.Error, a.Message = string(state), code, msg
+	if err := w.audit(ctx, *rec, a); err != nil {
+		return err
+	}
+	if err := w.republish(ctx, *rec); err != nil {
+		return err
+	}
+	rec.Published = state
+	if state.Final() {
+		return w.notifyJoiners(ctx, *rec)
+	}
+	return nil
+}
+
+// republish stores rec's current result if it was not yet.
+func (w *Worker) republish(ctx context.Context, rec Record) error {
+	if rec.Published == rec.State {
+		return nil
+	}
+	res := rec.result()
+	if _, err := w.pub.Publish(ctx, events.DisconnectResultSubject(rec.EnterpriseID), events.DisconnectResultMsgID(rec.RequestID, rec.State), res); err != nil {
+		return err
+	}
+	rec.Published = rec.State
+	return w.store.Save(ctx, rec)
+}
+
+// notifyJoiners gives every request that joined rec rec's final outcome.
+func (w *Worker) notifyJoiners(ctx context.Context, rec Record) error {
+	ids, err := w.store.Joiners(ctx, rec.EnterpriseID, rec.RequestID)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		j, found, err := w.store.Get(ctx, rec.EnterpriseID, id)
+		if err != nil {
+			return err
+		}
+		if !found || j.State.Final() {
+			continue
+		}
+		if err := w.adopt(ctx, j, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Worker) audit(ctx context.Context, rec Record, a AuditEntry) error {
+	if a.Time.IsZero() {
+		a.Time = time.Now().UTC()
+	}
+	a.EnterpriseID, a.RequestID, a.TargetTeam = rec.EnterpriseID, rec.RequestID, rec.TargetTeam
+	a.RequestedBy, a.Reason, a.Worker = rec.RequestedBy, rec.Reason, w.cfg.WorkerID
+	if a.State == "" {
+		a.State = string(rec.State)
+	}
+	return w.store.Append(ctx, a)
+}
