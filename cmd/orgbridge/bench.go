@@ -26,7 +26,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	fs.DurationVar(&opts.Warmup, "warmup", 2*time.Second, "unmeasured warm-up per phase")
 	fs.IntVar(&opts.PayloadBytes, "payload", 600, "size of each signed event in bytes")
 	fs.StringVar(&opts.Target, "target", "", "URL of a running ingress's /slack/events to load instead of an in-process one")
-	fs.BoolVar(&opts.NewConnEach, "new-conn-each", false, "open a new TCP connection for every request instead of keeping connections alive")
+	conns := fs.String("conns", "both", "how senders connect: reuse (keep-alive), new (a connection per request, as many webhook senders do) or both")
 	fs.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the ingress phase to this file")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -40,20 +40,39 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 			return usagef("SLACK_SIGNING_SECRET: is required with --target (the running ingress's signing secret)")
 		}
 	}
-	opts.Progress = c.stderr
-	rep, err := bench.Ingress(ctx, opts)
-	if err != nil {
-		return err
+	var modes []bool
+	switch *conns {
+	case "reuse":
+		modes = []bool{false}
+	case "new":
+		modes = []bool{true}
+	case "both":
+		modes = []bool{false, true}
+	default:
+		return usagef("--conns: %q is not reuse, new or both", *conns)
 	}
+	opts.Progress = c.stderr
+	for _, newConn := range modes {
+		opts.NewConnEach = newConn
+		rep, err := bench.Ingress(ctx, opts)
+		if err != nil {
+			return err
+		}
+		printIngressReport(c, rep)
+	}
+	return nil
+}
+
+func printIngressReport(c *cli, rep bench.IngressReport) {
+	opts := rep.Options
 	conns := "keep-alive connections"
 	if opts.NewConnEach {
 		conns = "a new connection per request"
 	}
-	fmt.Fprintf(c.stdout, "ingress benchmark: %d senders, %d-byte signed events, %s, %s per phase\n", opts.Concurrency, opts.PayloadBytes, conns, opts.Duration)
+	fmt.Fprintf(c.stdout, "\ningress benchmark: %d senders, %d-byte signed events, %s, %s per phase\n", opts.Concurrency, opts.PayloadBytes, conns, opts.Duration)
 	fmt.Fprintln(c.stdout, rep.HTTPFloor)
 	fmt.Fprintln(c.stdout, rep.Ingress)
 	fmt.Fprintln(c.stdout, rep.BarePublish)
 	fmt.Fprintf(c.stdout, "ingress / HTTP floor:   %.2f (target ≥ 0.80)\n", rep.RatioToHTTP())
 	fmt.Fprintf(c.stdout, "ingress / bare publish: %.2f\n", rep.RatioToPublish())
-	return nil
 }
