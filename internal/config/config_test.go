@@ -1,6 +1,8 @@
 package config
 
 import (
+	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -60,11 +62,21 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 }
 
-// TestReadmeListsEveryVariable keeps README's configuration table in step with Vars.
+var updateReadme = flag.Bool("update-readme", false, "rewrite README.md's configuration table from Vars")
+
+// TestReadmeListsEveryVariable keeps README's configuration table in step with
+// Vars; `go test ./internal/config -update-readme` rewrites it.
 func TestReadmeListsEveryVariable(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	const path = "../../README.md"
+	readme, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if *updateReadme {
+		readme = []byte(withConfigTable(t, string(readme)))
+		if err := os.WriteFile(path, readme, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, v := range Vars() {
 		row := "| `" + v.Name + "` |"
@@ -75,4 +87,22 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 			t.Errorf("README.md's row for %s does not show its default %q", v.Name, v.Default)
 		}
 	}
+}
+
+func withConfigTable(t *testing.T, readme string) string {
+	const begin, end = "<!-- config:begin -->\n", "<!-- config:end -->"
+	i, j := strings.Index(readme, begin), strings.Index(readme, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no %q … %q block", begin, end)
+	}
+	var b strings.Builder
+	b.WriteString("| variable | default | meaning |\n| --- | --- | --- |\n")
+	for _, v := range Vars() {
+		def := ""
+		if v.Default != "" {
+			def = "`" + v.Default + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, def, v.Help)
+	}
+	return readme[:i+len(begin)] + b.String() + readme[j:]
 }
