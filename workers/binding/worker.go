@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/internal/bus"
 	"github.com/orgbridge/orgbridge/internal/orgapi"

@@ -189,7 +189,7 @@ func (w *Worker) followActive(ctx context.Context, rec Record) error {
 
 func (w *Worker) adopt(ctx context.Context, rec Record, active Record) error {
 	if rec.State.Final() {
-		return w.republish(ctx, rec)
+		return w.republish(ctx, &rec)
 	}
 	rec.Attempts = active.Attempts
 	return w.transition(ctx, &rec, active.State, active.Error,
@@ -198,7 +198,7 @@ func (w *Worker) adopt(ctx context.Context, rec Record, active Record) error {
 
 // advance moves an accepted or submitted request on.
 func (w *Worker) advance(ctx context.Context, rec Record) error {
-	if err := w.republish(ctx, rec); err != nil {
+	if err := w.republish(ctx, &rec); err != nil {
 		return err
 	}
 	if rec.State.Final() {
@@ -380,7 +380,7 @@ func (w *Worker) submitted(ctx context.Context, rec Record, msg string) error {
 
 // confirm checks team.externalTeams.list for a submitted request.
 func (w *Worker) confirm(ctx context.Context, rec Record) error {
-	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.RequestID)
+	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.TargetTeam, rec.RequestID)
 	if err != nil {
 		return err
 	}
@@ -410,7 +410,7 @@ func (w *Worker) resolveInFlight(ctx context.Context, rec Record) error {
 	if d := time.Until(rec.CallStartedAt.Add(w.cfg.CallTimeout)); d > 0 {
 		return w.later("a call may still be running", d)
 	}
-	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.RequestID)
+	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.TargetTeam, rec.RequestID)
 	if err != nil {
 		return err
 	}
@@ -450,7 +450,7 @@ func describeStatus(target string, found bool, status string) string {
 
 // dryRun reports what a request would do, calling nothing but the list.
 func (w *Worker) dryRun(ctx context.Context, rec Record) error {
-	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.RequestID)
+	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.TargetTeam, rec.RequestID)
 	if err != nil {
 		return err
 	}
@@ -465,14 +465,13 @@ func (w *Worker) dryRun(ctx context.Context, rec Record) error {
 // teamStatus finds the target in the enterprise's external teams, from a
 // snapshot at most one Tier 2 interval old, else from a fresh, paced list.
 // raw is the target's entry as Slack listed it (null when absent).
-func (w *Worker) teamStatus(ctx context.Context, e, holder string) (slackapi.ExternalTeam, bool, json.RawMessage, error) {
-	rec, _, _ := w.store.Get(ctx, e, holder)
+func (w *Worker) teamStatus(ctx context.Context, e, target, holder string) (slackapi.ExternalTeam, bool, json.RawMessage, error) {
 	teams, err := w.externalTeams(ctx, e, "req:"+holder, w.cfg.MaxBlock)
 	if err != nil {
 		return slackapi.ExternalTeam{}, false, nil, err
 	}
 	for _, t := range teams {
-		if t.TeamID == rec.TargetTeam {
+		if t.TeamID == target {
 			raw, _ := json.Marshal(t)
 			return t, true, raw, nil
 		}
@@ -536,10 +535,9 @@ func (w *Worker) transition(ctx context.Context, rec *Record, state events.Disco
 	if err := w.audit(ctx, *rec, a); err != nil {
 		return err
 	}
-	if err := w.republish(ctx, *rec); err != nil {
+	if err := w.republish(ctx, rec); err != nil {
 		return err
 	}
-	rec.Published = state
 	if state.Final() {
 		return w.notifyJoiners(ctx, *rec)
 	}
@@ -547,7 +545,7 @@ func (w *Worker) transition(ctx context.Context, rec *Record, state events.Disco
 }
 
 // republish stores rec's current result if it was not yet.
-func (w *Worker) republish(ctx context.Context, rec Record) error {
+func (w *Worker) republish(ctx context.Context, rec *Record) error {
 	if rec.Published == rec.State {
 		return nil
 	}
@@ -556,7 +554,7 @@ func (w *Worker) republish(ctx context.Context, rec Record) error {
 		return err
 	}
 	rec.Published = rec.State
-	return w.store.Save(ctx, rec)
+	return w.store.Save(ctx, *rec)
 }
 
 // notifyJoiners gives every request that joined rec rec's final outcome.

@@ -471,3 +471,20 @@ func (s *Store) Reencrypt(ctx context.Context) (int, error) {
 var casScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
 return 0`)
+
+func kChecked(w, u string) string { return store.Key(w, "map", "checked", u) }
+
+// MarkChecked records that u's org session in w was just verified; the next
+// check is due after every (never recorded when every ≤ 0).
+func (s *Store) MarkChecked(ctx context.Context, w, u string, every time.Duration) error {
+	if every <= 0 {
+		return nil
+	}
+	return s.rdb.Set(ctx, kChecked(w, u), "1", every).Err()
+}
+
+// CheckDue reports whether u's org session in w should be verified again.
+func (s *Store) CheckDue(ctx context.Context, w, u string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, kChecked(w, u)).Result()
+	return n == 0, err
+}
