@@ -15,6 +15,7 @@ import (
 
 	"github.com/orgbridge/orgbridge/internal/config"
 	"github.com/orgbridge/orgbridge/internal/devstack"
+	"github.com/orgbridge/orgbridge/internal/store"
 	"github.com/orgbridge/orgbridge/internal/telemetry"
 )
 
@@ -47,13 +48,28 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("ORGBRIDGE_DATA_DIR: cannot create %s: %w", cfg.DataDir, err)
 	}
 	if cfg.SlackSigningSecret == "" {
-		secret, err := devSigningSecret(cfg.DataDir)
+		secret, err := devSecret(cfg.DataDir, "dev-signing-secret", randomHex)
 		if err != nil {
 			return err
 		}
 		cfg.SlackSigningSecret = config.Secret(secret)
 		fmt.Fprintf(c.stdout, "SLACK_SIGNING_SECRET was not set; this dev stack signs with %s (kept in %s)\n",
 			secret, filepath.Join(cfg.DataDir, "dev-signing-secret"))
+	}
+	if cfg.EncryptionKeys == "" {
+		keys, err := devSecret(cfg.DataDir, "dev-encryption-keys", func() string { return store.GenerateKeySpec("dev1") })
+		if err != nil {
+			return err
+		}
+		cfg.EncryptionKeys = config.Secret(keys)
+	}
+	if cfg.AdminToken == "" {
+		token, err := devSecret(cfg.DataDir, "dev-admin-token", randomHex)
+		if err != nil {
+			return err
+		}
+		cfg.AdminToken = config.Secret(token)
+		fmt.Fprintf(c.stdout, "ORGBRIDGE_ADMIN_TOKEN was not set; the admin API takes Authorization: Bearer %s\n", token)
 	}
 
 	ns, err := devstack.StartNATS(cfg.NATSAddr, filepath.Join(cfg.DataDir, "jetstream"))
@@ -126,20 +142,22 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	return err
 }
 
-// devSigningSecret returns the dev stack's signing secret, generating it on the
-// first run and keeping it (owner-only) so emulators and restarts agree.
-func devSigningSecret(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, "dev-signing-secret")
+// devSecret returns the dev stack's secret called name, generating it on the
+// first run and keeping it (owner-only) under the data dir so restarts agree.
+func devSecret(dataDir, name string, generate func() string) (string, error) {
+	path := filepath.Join(dataDir, name)
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}
-	var raw [16]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	secret := hex.EncodeToString(raw[:])
+	secret := generate()
 	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("saving the dev signing secret: %w", err)
+		return "", fmt.Errorf("saving the dev %s: %w", name, err)
 	}
 	return secret, nil
+}
+
+func randomHex() string {
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	return hex.EncodeToString(raw[:])
 }

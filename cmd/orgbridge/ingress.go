@@ -10,10 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/internal/bus"
 	"github.com/orgbridge/orgbridge/internal/config"
 	"github.com/orgbridge/orgbridge/internal/ingress"
+	"github.com/orgbridge/orgbridge/internal/store"
 	"github.com/orgbridge/orgbridge/internal/telemetry"
+	"github.com/orgbridge/orgbridge/workers/mapping"
 )
 
 // ingressPublishConns is how many NATS connections the ingress publishes over;
@@ -71,6 +74,10 @@ func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb *r
 		return err
 	}
 	srv.Mount("GET /metrics", telemetry.Handler(reg))
+	d := workerDeps{cfg: cfg, nc: conns[0], js: jss[0], rdb: rdb, log: log, reg: reg}
+	if err := mountOAuthAndAdmin(srv, d); err != nil {
+		return err
+	}
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("ORGBRIDGE_HTTP_ADDR: cannot listen on %s: %w", cfg.HTTPAddr, err)
@@ -80,4 +87,47 @@ func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb *r
 	// Requests in flight have been answered; flush what is still buffered.
 	drain(conns, cfg.ShutdownTimeout)
 	return err
+}
+
+// mountOAuthAndAdmin adds the OAuth redirect routes (install, org connect) and
+// the admin API, which read and write the same stores as the workers.
+func mountOAuthAndAdmin(srv *ingress.Server, d workerDeps) error {
+	keys, err := store.ParseKeyring(d.cfg.EncryptionKeys.Reveal())
+	if err != nil {
+		return usagef("ORGBRIDGE_ENCRYPTION_KEYS: %v", err)
+	}
+	org, err := newOrgClient(d)
+	if err != nil {
+		return err
+	}
+	err = srv.MountOAuth(ingress.OAuthConfig{
+		PublicURL:         d.cfg.PublicURL,
+		SlackAuthorizeURL: d.cfg.Slack.OAuthURL,
+		SlackClientID:     d.cfg.Slack.ClientID,
+		SlackAppID:        d.cfg.Slack.AppID,
+		SlackScopes:       d.cfg.Slack.Scopes,
+		Org:               org,
+		States:            store.NewOAuthStates(d.rdb, keys),
+		Keys:              keys,
+		Publisher:         events.NewPublisher(d.js),
+	})
+	if err != nil {
+		return err
+	}
+	bw, err := newBindingWorker(d)
+	if err != nil {
+		return err
+	}
+	mw, err := buildMapping(d)
+	if err != nil {
+		return err
+	}
+	token := d.cfg.AdminToken.Reveal()
+	bindingAdmin := ingress.AdminOnly(token, bw.AdminHandler())
+	mappingAdmin := ingress.AdminOnly(token, mw.(*mapping.Worker).AdminHandler())
+	srv.Mount("/admin/api/installations", bindingAdmin)
+	srv.Mount("/admin/api/bindings/", bindingAdmin)
+	srv.Mount("/admin/api/mappings", mappingAdmin)
+	srv.Mount("/admin/api/mappings/", mappingAdmin)
+	return nil
 }

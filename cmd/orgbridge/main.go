@@ -45,6 +45,8 @@ func commands() []command {
 		{"replay", "re-deliver a range of a stream to the workers", runReplay},
 		{"dlq", "list, show, re-drive and purge dead letters", runDLQ},
 		{"streams", "show streams and consumers with pending counts", runStreams},
+		{"keys", "re-encrypt stored secrets under the first encryption key", runKeysRotate},
+		{"org", "disconnect a workspace from its org (apps.uninstall)", runOrg},
 		{"bench", "measure the ingress against its ceilings on this machine", runBench},
 	}
 }

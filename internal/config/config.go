@@ -253,6 +253,9 @@ func (c Config) RequireProduction(needSigningSecret bool) error {
 	if c.RedisURL == "" {
 		return &Error{"REDIS_URL", "is required outside dev mode (for example redis://127.0.0.1:6379/0)"}
 	}
+	if c.EncryptionKeys == "" {
+		return &Error{"ORGBRIDGE_ENCRYPTION_KEYS", "is required outside dev mode: id:base64 of 32 random bytes, e.g. k1:$(head -c32 /dev/urandom | base64)"}
+	}
 	return nil
 }
 

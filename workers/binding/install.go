@@ -21,7 +21,9 @@ func AADInstallCode(flowID string) string { return "slack-install-code:" + flowI
 // AADOrgCode is the purpose an org OAuth code is sealed for on the stream.
 func AADOrgCode(flowID string) string { return "org-connect-code:" + flowID }
 
-func sealedOf(e events.Encrypted) store.Sealed { return store.Sealed{KeyID: e.KeyID, Ciphertext: e.Ciphertext} }
+func sealedOf(e events.Encrypted) store.Sealed {
+	return store.Sealed{KeyID: e.KeyID, Ciphertext: e.Ciphertext}
+}
 
 // HandleInstall exchanges the code of a completed Slack OAuth install and
 // stores the installation; the outcome goes to the browser waiting on the callback.
@@ -279,4 +281,15 @@ func (w *Worker) CheckSlackUser(ctx context.Context, ws, user string) error {
 		return fmt.Errorf("Slack user %s is deactivated", user)
 	}
 	return nil
+}
+
+// Disconnect uninstalls the app from in's workspace (apps.uninstall): Slack
+// then sends app_uninstalled and tokens_revoked, and [Worker.HandleUninstall]
+// clears the install, the binding and the mappings. `orgbridge org disconnect` calls it.
+func (w *Worker) Disconnect(ctx context.Context, in *store.Installation) error {
+	_, fresh, err := w.botClient(ctx, in.AppID, in.EnterpriseID, in.TeamID)
+	if err != nil {
+		return err
+	}
+	return w.cfg.Slack.Uninstall(ctx, fresh.BotToken.Reveal())
 }

@@ -55,7 +55,9 @@ type Store struct {
 }
 
 // NewStore returns a Store.
-func NewStore(rdb redis.UniversalClient, keys *store.Keyring) *Store { return &Store{rdb: rdb, keys: keys} }
+func NewStore(rdb redis.UniversalClient, keys *store.Keyring) *Store {
+	return &Store{rdb: rdb, keys: keys}
+}
 
 func kBinding(w string) string { return store.Key(w, "binding") }
 func kHistory(w string) string { return store.Key(w, "binding", "history") }

@@ -136,11 +136,11 @@ func (w *Worker) Register(r *bus.Runner) error {
 		h   bus.Handler
 	}{
 		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableInstalls, FilterSubjects: []string{"slack.install.>"}}, w.HandleInstall},
-		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableUninstalls, FilterSubjects: []string{events.SlackUninstallSubject("*")}}, w.HandleUninstall},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableUninstalls, FilterSubjects: []string{"slack.uninstall.*"}}, w.HandleUninstall},
 		{bus.ConsumerConfig{Stream: events.StreamOrg, Durable: DurableConnects, FilterSubjects: []string{"org.connect.>"}}, w.HandleOrgConnect},
-		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableCommands, FilterSubjects: []string{events.SlackCommandSubject("*")}}, w.HandleCommand},
-		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableInteractions, FilterSubjects: []string{events.SlackInteractionSubject("*")}}, w.HandleInteraction},
-		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableHome, FilterSubjects: []string{events.SlackEventSubject("*", "app_home_opened")}}, w.HandleAppHome},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableCommands, FilterSubjects: []string{"slack.commands.*"}}, w.HandleCommand},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableInteractions, FilterSubjects: []string{"slack.interactions.*"}}, w.HandleInteraction},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableHome, FilterSubjects: []string{"slack.events.*.app_home_opened"}}, w.HandleAppHome},
 	}
 	for _, reg := range regs {
 		if err := r.Register(reg.cfg, reg.h, idem); err != nil {

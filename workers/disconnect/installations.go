@@ -110,3 +110,7 @@ func (s *RedisInstallations) EnterpriseInstall(ctx context.Context, enterpriseID
 	}
 	return Install{EnterpriseID: enterpriseID, Token: Token(j.Token), Scopes: j.Scopes, TeamIDs: j.TeamIDs}, nil
 }
+
+// MarshalJSON redacts the token wherever an Install is encoded (log
+// handlers, debug dumps); the store encodes the revealed value itself.
+func (Token) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }

@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -119,7 +120,7 @@ func (w *Worker) ConsumerConfig() bus.ConsumerConfig {
 	return bus.ConsumerConfig{
 		Stream:         events.StreamDisconnect,
 		Durable:        w.cfg.Durable,
-		FilterSubjects: []string{events.DisconnectRequestSubject("*")},
+		FilterSubjects: []string{strings.TrimSuffix(events.DisconnectRequestSubject("x"), "x") + "*"},
 		AckWait:        w.cfg.AckWait,
 		MaxDeliver:     -1,
 		MaxAckPending:  10000,
@@ -198,6 +199,8 @@ type laterError struct {
 	after time.Duration
 }
 
-func (e *laterError) Error() string             { return fmt.Sprintf("disconnect: %s; again in %s", e.why, e.after) }
+func (e *laterError) Error() string {
+	return fmt.Sprintf("disconnect: %s; again in %s", e.why, e.after)
+}
 func (e *laterError) Retryable() bool           { return true }
 func (e *laterError) RetryAfter() time.Duration { return e.after }

@@ -87,13 +87,13 @@ func (w *Worker) Register(r *bus.Runner) error {
 	idem := bus.Idempotent(w.cfg.Idempotency, 0)
 	if err := r.Register(bus.ConsumerConfig{
 		Stream: events.StreamSlack, Durable: DurableSlackUsers,
-		FilterSubjects: []string{events.SlackEventSubject("*", "user_change")},
+		FilterSubjects: []string{"slack.events.*.user_change"},
 	}, w.HandleUserChange, idem); err != nil {
 		return err
 	}
 	return r.Register(bus.ConsumerConfig{
 		Stream: events.StreamOrg, Durable: DurableOrgUsers,
-		FilterSubjects: []string{events.OrgUserDeactivatedSubject("*")},
+		FilterSubjects: []string{"org.user.deactivated.*"},
 	}, w.HandleOrgUserDeactivated, idem)
 }
 

@@ -1,0 +1,184 @@
+package binding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/bus"
+	"github.com/orgbridge/orgbridge/internal/orgapi"
+	"github.com/orgbridge/orgbridge/internal/store"
+	"github.com/orgbridge/orgbridge/workers/mapping"
+)
+
+// Texts people see when connecting fails, one per rule.
+func msgAlreadyBound(org string) string {
+	return "This workspace is already connected to " + org + ". To connect it to another org, uninstall the app first."
+}
+
+func msgSameUserWorkspace(org, username string) string {
+	return "This workspace was connected to " + org + " before by " + username + ". A workspace reconnecting to an org it was connected to before must use the same org user: log in as " + username + "."
+}
+
+func msgSameUserMapping(username string) string {
+	return "Your Slack account was connected to this org as " + username + " before. Deleting a mapping keeps that association, so log in as " + username + " again (an admin can deactivate that org user to free your Slack account)."
+}
+
+func msgTaken(username, slackUser string) string {
+	return "Org user " + username + " is already mapped to another Slack user (<@" + slackUser + ">) in this workspace. Log in with your own org user."
+}
+
+const (
+	msgOrgNotPermitted  = "Your org does not permit this app. Ask your org admin to allow the app for the org, then connect again."
+	msgUserNotPermitted = "Your org user is not permitted to use this app. Ask your org admin to give you access to the app, then connect again."
+	msgLoginExpired     = "The org login expired or was already used. Run /orgbridge connect in Slack to start again."
+)
+
+// orgLabel is how an org is named to people.
+func orgLabel(name, id string) string {
+	if name != "" && name != id {
+		return name + " (" + id + ")"
+	}
+	return "org " + id
+}
+
+// orgNameFrom derives a readable name for an org from its instance URL.
+func orgNameFrom(instanceURL, orgID string) string {
+	if u, err := url.Parse(instanceURL); err == nil && u.Host != "" {
+		return u.Host + " " + orgID
+	}
+	return orgID
+}
+
+// HandleOrgConnect finishes the org OAuth flow: exchanges the code, then,
+// under the workspace's lock, applies the binding rules, binds the workspace
+// if it is not bound, and creates the user's shared mapping.
+func (w *Worker) HandleOrgConnect(ctx context.Context, m *bus.Message) error {
+	var c events.OrgConnect
+	if err := events.Decode(m.Header, m.Data, &c); err != nil {
+		return bus.Permanent(err)
+	}
+	if c.FlowID == "" || c.Scope == "" || c.SlackUserID == "" {
+		return bus.Permanent(errors.New("org.connect message needs flow_id, scope and slack_user_id"))
+	}
+	outcome := func(ok bool, title, msg string) error {
+		return w.cfg.States.PutOutcome(ctx, c.FlowID, store.Outcome{OK: ok, Title: title, Message: msg})
+	}
+	fail := func(title, msg string) error {
+		w.log.Info("org connect refused", "flow", c.FlowID, "workspace", c.Scope, "slack_user", c.SlackUserID, "reason", title)
+		return outcome(false, title, msg)
+	}
+	if c.Error != "" {
+		return fail(titleFor(&orgapi.APIError{Code: c.Error, Description: c.ErrorDescription}))
+	}
+	code, err := w.cfg.Keys.Open(sealedOf(c.Code), AADOrgCode(c.FlowID))
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("opening org code: %w", err))
+	}
+	tok, err := w.cfg.Org.Exchange(ctx, code.Reveal())
+	if err != nil {
+		if title, msg := titleFor(err); title != "" {
+			return fail(title, msg)
+		}
+		return err
+	}
+	ui, err := w.cfg.Org.UserInfo(ctx, tok.AccessToken)
+	if err != nil {
+		if title, msg := titleFor(err); title != "" {
+			return fail(title, msg)
+		}
+		return err
+	}
+	if !ui.Active {
+		return fail("Org user inactive", "Your org user is not active. Log in with an active user of the org.")
+	}
+	org, orgUser, username := tok.OrgID(), tok.UserID(), ui.PreferredUsername
+	orgName := orgNameFrom(tok.InstanceURL, org)
+
+	lockCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	lock, err := w.cfg.Locker.ObtainWait(lockCtx, LockKey(c.Scope), DefaultConnectLockTTL)
+	cancel()
+	if err != nil {
+		return bus.RetryAfter(err, time.Second)
+	}
+	defer lock.Release(context.WithoutCancel(ctx))
+
+	b, err := w.cfg.Bindings.Get(ctx, c.Scope)
+	if err != nil {
+		return err
+	}
+	bound := b != nil && b.Valid
+	switch {
+	case bound && b.OrgID != org:
+		return fail("Already connected to another org", msgAlreadyBound(orgLabel(b.OrgName, b.OrgID)))
+	case !bound:
+		past, err := w.cfg.Bindings.History(ctx, c.Scope, org)
+		if err != nil {
+			return err
+		}
+		if past != nil && past.OrgUserID != orgUser {
+			return fail("Use the same org user as before", msgSameUserWorkspace(orgLabel(past.OrgName, org), past.Username))
+		}
+	}
+	if a, err := w.cfg.Mappings.Association(ctx, c.Scope, org, c.SlackUserID); err == nil && a.OrgUserID != orgUser {
+		return fail("Use the same org user as before", msgSameUserMapping(a.Username))
+	} else if err != nil && !errors.Is(err, mapping.ErrNotFound) {
+		return err
+	}
+	if !bound {
+		nb := &Binding{Scope: c.Scope, OrgID: org, OrgName: orgName, InstanceURL: tok.InstanceURL,
+			ConnectedByOrgUser: orgUser, ConnectedByUsername: username, ConnectedBySlack: c.SlackUserID,
+			ConnectedAt: time.Now().UTC(), Valid: true, RefreshToken: store.Secret(tok.RefreshToken)}
+		if err := w.cfg.Bindings.Bind(ctx, nb, lock); err != nil {
+			return err
+		}
+		w.log.Info("workspace bound to org", "workspace", c.Scope, "org", org, "org_user", orgUser)
+		b = nb
+	}
+	mp, err := w.cfg.Mappings.Connect(ctx, &mapping.Mapping{Workspace: c.Scope, SlackUserID: c.SlackUserID, OrgID: org,
+		OrgUserID: orgUser, Username: username, InstanceURL: tok.InstanceURL, Source: "oauth", RefreshToken: store.Secret(tok.RefreshToken)})
+	var ae *mapping.AssociatedError
+	var te *mapping.TakenError
+	switch {
+	case errors.As(err, &ae):
+		return fail("Use the same org user as before", msgSameUserMapping(ae.Username))
+	case errors.As(err, &te):
+		return fail("Org user already mapped", msgTaken(username, te.SlackUserID))
+	case err != nil:
+		return err
+	}
+	_ = w.cfg.Mappings.MarkChecked(ctx, c.Scope, c.SlackUserID, w.cfg.OrgCheckEvery)
+	w.log.Info("user mapped", "workspace", c.Scope, "slack_user", c.SlackUserID, "org", org, "org_user", orgUser, "mapping", mp.ID)
+	return outcome(true, "Connected", "This workspace is connected to "+orgLabel(b.OrgName, b.OrgID)+
+		" and your Slack account is mapped to "+username+" for every app in this workspace. You can close this tab and go back to Slack.")
+}
+
+// titleFor turns an org OAuth error into what the person sees; "" when the
+// error is not one a person can act on (it is then retried).
+func titleFor(err error) (string, string) {
+	switch {
+	case errors.Is(err, orgapi.ErrOrgNotPermitted):
+		return "Org not permitted", msgOrgNotPermitted
+	case errors.Is(err, orgapi.ErrUserNotPermitted):
+		return "User not permitted", msgUserNotPermitted
+	case errors.Is(err, orgapi.ErrInvalidGrant):
+		return "Login expired", msgLoginExpired
+	case errors.Is(err, orgapi.ErrAccessDenied):
+		var ae *orgapi.APIError
+		d := ""
+		if errors.As(err, &ae) && ae.Description != "" {
+			d = " (" + ae.Description + ")"
+		}
+		return "Login refused", "The org refused the login" + d + ". If the org expired or your user is inactive, log into another org or ask your org admin."
+	case errors.Is(err, orgapi.ErrInvalidClient):
+		return "orgbridge is misconfigured", "The org does not accept orgbridge's client id or secret. Tell your orgbridge operator (ORG_CLIENT_ID / ORG_CLIENT_SECRET)."
+	}
+	var ae *orgapi.APIError
+	if errors.As(err, &ae) && ae.Status == 0 {
+		return "Login failed", "The org answered " + ae.Code + ". Run /orgbridge connect in Slack to try again."
+	}
+	return "", ""
+}

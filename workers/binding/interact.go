@@ -1,0 +1,420 @@
+package binding
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/bus"
+	"github.com/orgbridge/orgbridge/internal/orgapi"
+	"github.com/orgbridge/orgbridge/internal/store"
+	"github.com/orgbridge/orgbridge/workers/mapping"
+)
+
+// Action ids of the buttons orgbridge renders.
+const (
+	ActionConnect       = "orgbridge_connect"
+	ActionDeleteMapping = "orgbridge_delete_mapping"
+)
+
+// Ticket is what a "connect" button carries (in Redis, behind its id): who
+// asked, where, and the scope the binding is kept under.
+type Ticket struct {
+	AppID        string `json:"app_id"`
+	TeamID       string `json:"team_id"`
+	EnterpriseID string `json:"enterprise_id,omitempty"`
+	Scope        string `json:"scope"`
+	SlackUserID  string `json:"slack_user_id"`
+	ChannelID    string `json:"channel_id,omitempty"`
+}
+
+// actor is who did something, where.
+type actor struct {
+	app, team, ent, user, channel string
+	responseURL, triggerID        string
+	orgWide                       bool
+}
+
+// scope is the tenant bindings and mappings are kept under: the team, or the
+// enterprise when the app serves it through an org-wide install.
+func (w *Worker) scope(ctx context.Context, a actor) string {
+	if a.ent != "" && (a.orgWide || a.team == "") {
+		return a.ent
+	}
+	if a.ent != "" {
+		if _, err := w.cfg.Installations.Get(ctx, a.app, a.ent, a.team); errors.Is(err, store.ErrNoInstallation) {
+			if _, err := w.cfg.Installations.Get(ctx, a.app, a.ent, ""); err == nil {
+				return a.ent
+			}
+		}
+	}
+	return a.team
+}
+
+// gateResult is the outcome of [Worker.gate]: an identity, or a prompt.
+type gateResult struct {
+	binding *Binding
+	mapping *mapping.Mapping
+	// prompt, when set, is what to tell the user instead; connect says whether
+	// to offer the connect button.
+	prompt  string
+	connect bool
+}
+
+// gate decides whether a user may go on: the workspace must be validly bound
+// and the user mapped in its org, with a working org session.
+func (w *Worker) gate(ctx context.Context, ws string, a actor) (*gateResult, error) {
+	b, err := w.cfg.Bindings.Get(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case b == nil:
+		return &gateResult{connect: true, prompt: "This workspace isn't connected to an org yet. Connect it to continue: you log into the org once, for every app in this workspace."}, nil
+	case !b.Valid:
+		return &gateResult{binding: b, connect: true, prompt: "The org this workspace was connected to, " + orgLabel(b.OrgName, b.OrgID) +
+			", expired or is no longer valid. Log into a new org to continue."}, nil
+	}
+	m, err := w.cfg.Mappings.Get(ctx, ws, a.user)
+	if errors.Is(err, mapping.ErrNotFound) || (err == nil && m.OrgID != b.OrgID) {
+		p := "Connect your Slack account to " + orgLabel(b.OrgName, b.OrgID) + " to continue. You log in once for every app in this workspace."
+		if as, aerr := w.cfg.Mappings.Association(ctx, ws, b.OrgID, a.user); aerr == nil {
+			p += " Use the same org user as before: " + as.Username + "."
+		}
+		return &gateResult{binding: b, connect: true, prompt: p}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if prompt, err := w.checkOrgSession(ctx, ws, b, m); err != nil || prompt != "" {
+		return &gateResult{binding: b, connect: true, prompt: prompt}, err
+	}
+	return &gateResult{binding: b, mapping: m}, nil
+}
+
+// checkOrgSession verifies, at most every OrgCheckEvery, that the user's org
+// session still works. A refused refresh means the user or the org is gone:
+// if the binding's own token still works the user was deactivated (full
+// revocation); if not, the org expired and the binding is marked invalid.
+func (w *Worker) checkOrgSession(ctx context.Context, ws string, b *Binding, m *mapping.Mapping) (string, error) {
+	if m.RefreshToken == "" {
+		return "", nil // imported mapping: the user has no org session of their own yet
+	}
+	due, err := w.cfg.Mappings.CheckDue(ctx, ws, m.SlackUserID)
+	if err != nil || !due {
+		return "", err
+	}
+	tok, err := w.cfg.Org.Refresh(ctx, orgapi.Secret(m.RefreshToken))
+	if err == nil {
+		ui, uerr := w.cfg.Org.UserInfo(ctx, tok.AccessToken)
+		switch {
+		case uerr == nil && !ui.Active:
+			return w.revokeUser(ctx, ws, m)
+		case uerr == nil:
+			return "", w.cfg.Mappings.MarkChecked(ctx, ws, m.SlackUserID, w.cfg.OrgCheckEvery)
+		case errors.Is(uerr, orgapi.ErrInvalidToken):
+			err = uerr
+		default:
+			return "", uerr
+		}
+	}
+	if !errors.Is(err, orgapi.ErrInvalidGrant) && !errors.Is(err, orgapi.ErrInvalidToken) {
+		return "", err
+	}
+	if b.ConnectedByOrgUser != m.OrgUserID && b.RefreshToken != "" {
+		if _, berr := w.cfg.Org.Refresh(ctx, orgapi.Secret(b.RefreshToken)); berr == nil {
+			return w.revokeUser(ctx, ws, m)
+		} else if !errors.Is(berr, orgapi.ErrInvalidGrant) {
+			return "", berr
+		}
+	}
+	if _, err := w.cfg.Bindings.Invalidate(ctx, ws, b.OrgID, "the org refused its tokens (expired or no longer valid)"); err != nil {
+		return "", err
+	}
+	w.log.Info("binding invalid: org expired or no longer valid", "workspace", ws, "org", b.OrgID)
+	return "The org this workspace was connected to, " + orgLabel(b.OrgName, b.OrgID) + ", expired or is no longer valid. Log into a new org to continue.", nil
+}
+
+func (w *Worker) revokeUser(ctx context.Context, ws string, m *mapping.Mapping) (string, error) {
+	if _, err := w.cfg.Mappings.Revoke(ctx, ws, m.SlackUserID, m.OrgID); err != nil {
+		return "", err
+	}
+	w.log.Info("org user deactivated: mapping and association removed", "workspace", ws, "slack_user", m.SlackUserID, "org_user", m.OrgUserID)
+	return "Your org user " + m.Username + " is no longer active. Connect again with another user of the org.", nil
+}
+
+// connectURL issues a ticket and returns the URL of the "connect" button.
+func (w *Worker) connectURL(ctx context.Context, ws string, a actor) (string, error) {
+	id, err := w.cfg.States.IssueTicket(ctx, Ticket{AppID: a.app, TeamID: a.team, EnterpriseID: a.ent, Scope: ws,
+		SlackUserID: a.user, ChannelID: a.channel})
+	if err != nil {
+		return "", err
+	}
+	return w.cfg.PublicURL + "/org/connect?ticket=" + url.QueryEscape(id), nil
+}
+
+func promptBlocks(text, connectURL string) []slack.Block {
+	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil)}
+	if connectURL != "" {
+		btn := slack.NewButtonBlockElement(ActionConnect, "connect", slack.NewTextBlockObject(slack.PlainTextType, "Connect to org", false, false))
+		btn.URL = connectURL
+		btn.Style = slack.StylePrimary
+		blocks = append(blocks, slack.NewActionBlock("orgbridge_connect_actions", btn))
+	}
+	return blocks
+}
+
+// reply answers through response_url (ephemeral), the only answer channel a
+// command has once the ingress acknowledged it.
+func (w *Worker) reply(ctx context.Context, responseURL, text string, blocks []slack.Block) error {
+	if responseURL == "" {
+		return nil
+	}
+	body, _ := json.Marshal(map[string]any{"response_type": "ephemeral", "text": text, "blocks": blocks, "replace_original": false})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, responseURL, bytes.NewReader(body))
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := w.cfg.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("posting to response_url: %w", err)
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		// expired or used up (5 posts / 30 minutes): nothing more can be said there.
+		w.log.Info("response_url no longer accepts answers", "status", resp.StatusCode)
+		return nil
+	case resp.StatusCode >= 500:
+		return fmt.Errorf("response_url answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func (w *Worker) prompt(ctx context.Context, ws string, a actor, g *gateResult) error {
+	u := ""
+	if g.connect {
+		var err error
+		if u, err = w.connectURL(ctx, ws, a); err != nil {
+			return err
+		}
+	}
+	return w.reply(ctx, a.responseURL, g.prompt, promptBlocks(g.prompt, u))
+}
+
+func identity(g *gateResult) events.OrgIdentity {
+	return events.OrgIdentity{OrgID: g.binding.OrgID, OrgName: g.binding.OrgName, OrgUserID: g.mapping.OrgUserID,
+		Username: g.mapping.Username, InstanceURL: g.binding.InstanceURL, MappingID: g.mapping.ID}
+}
+
+const helpText = "*orgbridge* connects this workspace to one org, and your Slack account to your org user, once for every app.\n" +
+	"• `/orgbridge connect`: connect (or check you are connected)\n" +
+	"• `/orgbridge status`: which org this workspace is connected to\n" +
+	"• `/orgbridge whoami`: which org user you are\n" +
+	"• `/orgbridge mappings`: your mappings (delete them from the app's Home tab)\n" +
+	"• `/orgbridge help`: this text"
+
+// HandleCommand gates a slash command: platform subcommands are answered,
+// anything else goes to app handlers on app.commands.<command> with the org
+// identity attached; unconnected users get a prompt to connect.
+func (w *Worker) HandleCommand(ctx context.Context, m *bus.Message) error {
+	form, err := url.ParseQuery(string(m.Data))
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("command is not form-encoded: %w", err))
+	}
+	a := actor{app: form.Get("api_app_id"), team: form.Get("team_id"), ent: form.Get("enterprise_id"),
+		user: form.Get("user_id"), channel: form.Get("channel_id"), responseURL: form.Get("response_url"),
+		triggerID: form.Get("trigger_id"), orgWide: form.Get("is_enterprise_install") == "true"}
+	command, text := form.Get("command"), strings.TrimSpace(form.Get("text"))
+	sub := ""
+	if command == w.cfg.PlatformCommand {
+		sub, _, _ = strings.Cut(strings.ToLower(text), " ")
+		if sub == "" || sub == "help" {
+			return w.reply(ctx, a.responseURL, helpText, nil)
+		}
+	}
+	ws := w.scope(ctx, a)
+	g, err := w.gate(ctx, ws, a)
+	if err != nil {
+		return err
+	}
+	if g.prompt != "" {
+		return w.prompt(ctx, ws, a, g)
+	}
+	id := identity(g)
+	switch sub {
+	case "connect":
+		return w.reply(ctx, a.responseURL, "You're connected to "+orgLabel(id.OrgName, id.OrgID)+" as "+id.Username+".", nil)
+	case "status":
+		return w.reply(ctx, a.responseURL, fmt.Sprintf("This workspace is connected to %s (connected by %s on %s). You are mapped to %s.",
+			orgLabel(id.OrgName, id.OrgID), g.binding.ConnectedByUsername, g.binding.ConnectedAt.Format("2006-01-02"), id.Username), nil)
+	case "whoami":
+		return w.reply(ctx, a.responseURL, fmt.Sprintf("You are %s (org user %s) in %s.", id.Username, id.OrgUserID, orgLabel(id.OrgName, id.OrgID)), nil)
+	case "mappings":
+		return w.reply(ctx, a.responseURL, fmt.Sprintf("Your mappings:\n• %s: %s (mapping %s, since %s)\nDelete it from the app's Home tab; you will then be asked to reconnect with the same org user.",
+			orgLabel(id.OrgName, id.OrgID), id.Username, g.mapping.ID, g.mapping.CreatedAt.Format("2006-01-02")), nil)
+	}
+	received, _ := time.Parse(time.RFC3339Nano, m.Header.Get(events.HeaderReceivedAt))
+	cmd := events.AppCommand{SchemaVersion: events.SchemaVersion, AppID: a.app, Command: command, Text: text,
+		TeamID: a.team, EnterpriseID: a.ent, ChannelID: a.channel, SlackUserID: a.user, ResponseURL: a.responseURL,
+		TriggerID: a.triggerID, ReceivedAt: received, Org: id}
+	_, err = w.cfg.Publish.Publish(ctx, events.AppCommandSubject(command), "app:"+m.Identity, cmd)
+	return err
+}
+
+// interaction is the part of an interaction payload the worker reads.
+type interaction struct {
+	Type string `json:"type"`
+	Team struct {
+		ID string `json:"id"`
+	} `json:"team"`
+	Enterprise *struct {
+		ID string `json:"id"`
+	} `json:"enterprise"`
+	IsEnterpriseInstall bool `json:"is_enterprise_install"`
+	User                struct {
+		ID     string `json:"id"`
+		TeamID string `json:"team_id"`
+	} `json:"user"`
+	APIAppID    string `json:"api_app_id"`
+	ResponseURL string `json:"response_url"`
+	TriggerID   string `json:"trigger_id"`
+	Channel     struct {
+		ID string `json:"id"`
+	} `json:"channel"`
+	Actions []struct {
+		ActionID string `json:"action_id"`
+		Value    string `json:"value"`
+	} `json:"actions"`
+}
+
+// HandleInteraction answers orgbridge's own buttons (delete a mapping) and
+// forwards other interactions of connected users to app.interactions.<app_id>.
+func (w *Worker) HandleInteraction(ctx context.Context, m *bus.Message) error {
+	form, err := url.ParseQuery(string(m.Data))
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("interaction is not form-encoded: %w", err))
+	}
+	raw := form.Get("payload")
+	var p interaction
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return bus.Permanent(fmt.Errorf("interaction payload is not JSON: %w", err))
+	}
+	a := actor{app: p.APIAppID, team: p.Team.ID, user: p.User.ID, channel: p.Channel.ID, responseURL: p.ResponseURL,
+		triggerID: p.TriggerID, orgWide: p.IsEnterpriseInstall}
+	if a.team == "" {
+		a.team = p.User.TeamID
+	}
+	if p.Enterprise != nil {
+		a.ent = p.Enterprise.ID
+	}
+	ws := w.scope(ctx, a)
+	for _, act := range p.Actions {
+		switch act.ActionID {
+		case ActionConnect:
+			return nil // a link button: the browser does the work
+		case ActionDeleteMapping:
+			return w.deleteOwnMapping(ctx, ws, a, act.Value)
+		}
+	}
+	g, err := w.gate(ctx, ws, a)
+	if err != nil {
+		return err
+	}
+	if g.prompt != "" {
+		return w.prompt(ctx, ws, a, g)
+	}
+	received, _ := time.Parse(time.RFC3339Nano, m.Header.Get(events.HeaderReceivedAt))
+	ev := events.AppInteraction{SchemaVersion: events.SchemaVersion, AppID: a.app, Type: p.Type, TeamID: a.team,
+		EnterpriseID: a.ent, SlackUserID: a.user, ResponseURL: a.responseURL, TriggerID: a.triggerID,
+		ReceivedAt: received, Org: identity(g), Payload: json.RawMessage(raw)}
+	_, err = w.cfg.Publish.Publish(ctx, events.AppInteractionSubject(a.app), "app:"+m.Identity, ev)
+	return err
+}
+
+func (w *Worker) deleteOwnMapping(ctx context.Context, ws string, a actor, id string) error {
+	mp, err := w.cfg.Mappings.GetByID(ctx, id)
+	if errors.Is(err, mapping.ErrNotFound) || (err == nil && (mp.SlackUserID != a.user || mp.Workspace != ws)) {
+		return w.reply(ctx, a.responseURL, "That mapping no longer exists.", nil)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := w.cfg.Mappings.DeleteByID(ctx, id); err != nil && !errors.Is(err, mapping.ErrNotFound) {
+		return err
+	}
+	w.log.Info("user deleted their mapping", "workspace", ws, "slack_user", a.user, "mapping", id)
+	if err := w.publishHome(ctx, ws, a); err != nil {
+		w.log.Warn("could not refresh App Home", "err", err)
+	}
+	return w.reply(ctx, a.responseURL, "Mapping deleted. Next time you use an app you will be asked to reconnect, with the same org user ("+mp.Username+").", nil)
+}
+
+// appHome is the part of app_home_opened the worker reads.
+type appHome struct {
+	APIAppID     string `json:"api_app_id"`
+	TeamID       string `json:"team_id"`
+	EnterpriseID string `json:"enterprise_id"`
+	Event        struct {
+		User    string `json:"user"`
+		Channel string `json:"channel"`
+		Tab     string `json:"tab"`
+	} `json:"event"`
+}
+
+// HandleAppHome publishes the user's Home tab: a prompt to connect, or their
+// mappings with a Delete button each.
+func (w *Worker) HandleAppHome(ctx context.Context, m *bus.Message) error {
+	var ev appHome
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return bus.Permanent(fmt.Errorf("app_home_opened is not JSON: %w", err))
+	}
+	if ev.Event.Tab != "" && ev.Event.Tab != "home" {
+		return nil
+	}
+	a := actor{app: ev.APIAppID, team: ev.TeamID, ent: ev.EnterpriseID, user: ev.Event.User}
+	return w.publishHome(ctx, w.scope(ctx, a), a)
+}
+
+func (w *Worker) publishHome(ctx context.Context, ws string, a actor) error {
+	client, _, err := w.botClient(ctx, a.app, a.ent, a.team)
+	if errors.Is(err, store.ErrNoInstallation) {
+		w.log.Info("App Home opened where the app is not installed", "team", a.team, "app", a.app)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	g, err := w.gate(ctx, ws, a)
+	if err != nil {
+		return err
+	}
+	var blocks []slack.Block
+	if g.prompt != "" {
+		u, err := w.connectURL(ctx, ws, a)
+		if err != nil {
+			return err
+		}
+		blocks = promptBlocks(g.prompt, u)
+	} else {
+		blocks = append(blocks, slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, "Your org mappings", false, false)))
+		mp := g.mapping
+		del := slack.NewButtonBlockElement(ActionDeleteMapping, mp.ID, slack.NewTextBlockObject(slack.PlainTextType, "Delete", false, false))
+		del.Style = slack.StyleDanger
+		txt := fmt.Sprintf("*%s* as *%s*\nmapping %s, since %s", orgLabel(g.binding.OrgName, mp.OrgID), mp.Username, mp.ID, mp.CreatedAt.Format("2006-01-02"))
+		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, txt, false, false), nil, slack.NewAccessory(del)))
+	}
+	view := slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: blocks}}
+	_, err = client.PublishViewContext(ctx, slack.PublishViewContextRequest{UserID: a.user, View: view})
+	return err
+}

@@ -1,0 +1,10 @@
+package disconnect
+
+import "context"
+
+// SetAfterCallHook installs a hook that runs after a successful disconnect
+// call and before "done" is recorded; a non-nil error ends the handler there,
+// as if the worker was killed (tests only).
+func SetAfterCallHook(w *Worker, f func(ctx context.Context, requestID string) error) {
+	w.afterCall = f
+}

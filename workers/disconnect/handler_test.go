@@ -1,0 +1,395 @@
+package disconnect_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orgbridge/orgbridge/events"
+	slackemu "github.com/orgbridge/orgbridge/internal/emulator/slack"
+	"github.com/orgbridge/orgbridge/internal/slackapi"
+	"github.com/orgbridge/orgbridge/internal/testenv"
+	"github.com/orgbridge/orgbridge/workers/disconnect"
+)
+
+func TestLifecycle(t *testing.T) {
+	e := newEnv(t, slackemu.Config{})
+	w := e.worker(disconnect.Config{WorkerID: "w1"})
+	e.run(w, 5*time.Second)
+	target := e.connected()[0]
+
+	e.request("life-1", target)
+	res := e.final(t, "life-1", 20*time.Second)
+
+	if got := joinStates(e.results.states("life-1")); got != "accepted,submitted,completed" {
+		t.Fatalf("states = %s, want accepted,submitted,completed", got)
+	}
+	if res.State != events.DisconnectCompleted || res.Attempts != 1 || res.RequestedBy != "tester" {
+		t.Fatalf("final = %+v", res)
+	}
+	if n := len(e.disconnectCalls(target)); n != 1 {
+		t.Fatalf("disconnect calls = %d, want 1", n)
+	}
+	if s := e.status(target); s != "DISCONNECTED" {
+		t.Fatalf("emulator status of %s = %s", target, s)
+	}
+	rec, err := w.Store().Find(context.Background(), "life-1")
+	if err != nil || rec.State != events.DisconnectCompleted || rec.SubmittedAt.IsZero() {
+		t.Fatalf("record = %+v, %v", rec, err)
+	}
+	trail, err := w.Store().Audit(context.Background(), disconnect.AuditFilter{RequestID: "life-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events_ []string
+	var raw string
+	for _, a := range trail {
+		events_ = append(events_, a.Event)
+		if a.Event == "slack_call" {
+			raw = string(a.SlackResponse)
+		}
+		if a.RequestedBy != "tester" || a.Reason != "test life-1" {
+			t.Fatalf("audit entry without who/why: %+v", a)
+		}
+	}
+	for _, want := range []string{"received", "accepted", "slack_call", "submitted", "confirm_check", "completed"} {
+		if !slices.Contains(events_, want) {
+			t.Fatalf("audit events %v lack %s", events_, want)
+		}
+	}
+	if !strings.Contains(raw, `"ok":true`) {
+		t.Fatalf("audit keeps no raw Slack answer: %q", raw)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	e := newEnv(t, slackemu.Config{})
+	ctx := context.Background()
+	if err := e.installs.RegisterEnterprise(ctx, disconnect.Install{EnterpriseID: "E0NOGRID", TeamIDs: []string{"T0NOGRID1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.installs.RegisterEnterprise(ctx, disconnect.Install{EnterpriseID: "E0NOSCOPE", Token: "xoxb-x", Scopes: []string{"team:read"}}); err != nil {
+		t.Fatal(err)
+	}
+	w := e.worker(disconnect.Config{})
+	e.run(w, 5*time.Second)
+	target := e.connected()[0]
+
+	tests := []struct {
+		name    string
+		subject string
+		mut     func(*events.DisconnectRequest)
+		code    string
+		says    string
+	}{
+		{"missing reason", "", func(r *events.DisconnectRequest) { r.Reason = " " }, events.DisconnectErrInvalidRequest, "reason"},
+		{"missing requested_by", "", func(r *events.DisconnectRequest) { r.RequestedBy = "" }, events.DisconnectErrInvalidRequest, "requested_by"},
+		{"bad schema version", "", func(r *events.DisconnectRequest) { r.SchemaVersion = 0 }, events.DisconnectErrInvalidRequest, "schema_version"},
+		{"target not a team id", "", func(r *events.DisconnectRequest) { r.TargetTeam = "U0123ABC" }, events.DisconnectErrInvalidTarget, "not a Slack team id"},
+		{"unknown enterprise", "", func(r *events.DisconnectRequest) { r.EnterpriseID = "E0UNKNOWN" }, events.DisconnectErrUnknownEnterprise, "E0UNKNOWN"},
+		{"no grid installation", "", func(r *events.DisconnectRequest) { r.EnterpriseID = "E0NOGRID" }, events.DisconnectErrNoGridInstall, "org-wide"},
+		{"missing scope", "", func(r *events.DisconnectRequest) { r.EnterpriseID = "E0NOSCOPE" }, events.DisconnectErrMissingScope, "conversations.connect:manage"},
+		{"own workspace as target", "", func(r *events.DisconnectRequest) { r.TargetTeam = e.ent.Workspaces[0] }, events.DisconnectErrOwnOrg, "external"},
+		{"subject of another enterprise", events.DisconnectRequestSubject("E0OTHER"), nil, events.DisconnectErrInvalidRequest, "does not match"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("rej-%d", i)
+			req := events.DisconnectRequest{SchemaVersion: 1, RequestID: id, EnterpriseID: e.ent.ID, TargetTeam: target, Reason: "r", RequestedBy: "tester"}
+			if tt.mut != nil {
+				tt.mut(&req)
+			}
+			subject := tt.subject
+			if subject == "" {
+				subject = events.DisconnectRequestSubject(req.EnterpriseID)
+			}
+			e.publishRaw(subject, id, req)
+			res := e.final(t, id, 10*time.Second)
+			if res.State != events.DisconnectRejected || res.Error != tt.code || !strings.Contains(res.Message, tt.says) {
+				t.Fatalf("result = %+v, want rejected %s mentioning %q", res, tt.code, tt.says)
+			}
+		})
+	}
+	t.Run("body that is not JSON", func(t *testing.T) {
+		e.publishRaw(events.DisconnectRequestSubject(e.ent.ID), "garbage-1", "not an object")
+		res := e.final(t, "garbage-1", 10*time.Second)
+		if res.State != events.DisconnectRejected || res.Error != events.DisconnectErrInvalidRequest {
+			t.Fatalf("result = %+v", res)
+		}
+	})
+	if n := len(e.disconnectCalls("")); n != 0 {
+		t.Fatalf("rejected requests called Slack %d times", n)
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	classes := disconnect.ErrorClasses()
+	codes := make([]string, 0, len(classes))
+	for c := range classes {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	e := newEnv(t, slackemu.Config{ExternalTeams: len(codes) + 8})
+	w := e.worker(disconnect.Config{RetryMin: time.Second, RetryMax: 2 * time.Second, MaxAttempts: 3, MaxUnknownAttempts: 2})
+	e.run(w, 5*time.Second)
+	targets := e.emu.World().Enterprises[0].ExternalTeams
+
+	type tc struct {
+		code  string
+		fault slackemu.Fault
+		class disconnect.Class
+		want  events.DisconnectState
+		calls int
+	}
+	var tests []tc
+	for _, code := range codes {
+		f := slackemu.Fault{Method: slackapi.MethodExternalTeamsDisconnect, Error: code, Count: 1}
+		if status, ok := strings.CutPrefix(code, "http_"); ok {
+			var n int
+			fmt.Sscan(status, &n)
+			f = slackemu.Fault{Method: slackapi.MethodExternalTeamsDisconnect, HTTPStatus: n, Count: 1}
+		}
+		if code == "ratelimited" {
+			f = slackemu.Fault{Method: slackapi.MethodExternalTeamsDisconnect, HTTPStatus: 429, RetryAfter: 30, Count: 1}
+		}
+		switch classes[code] {
+		case disconnect.Final:
+			tests = append(tests, tc{code, f, disconnect.Final, events.DisconnectFailed, 1})
+		case disconnect.Retryable:
+			tests = append(tests, tc{code, f, disconnect.Retryable, events.DisconnectCompleted, 2})
+		}
+	}
+	unknown := slackemu.Fault{Method: slackapi.MethodExternalTeamsDisconnect, Error: "brand_new_error", Count: 1}
+	tests = append(tests, tc{"brand_new_error once", unknown, disconnect.Unknown, events.DisconnectCompleted, 2})
+	unknown.Count = 2
+	tests = append(tests, tc{"brand_new_error until the bound", unknown, disconnect.Unknown, events.DisconnectFailed, 2})
+	retry := slackemu.Fault{Method: slackapi.MethodExternalTeamsDisconnect, Error: "internal_error", Count: 3}
+	tests = append(tests, tc{"internal_error until MaxAttempts", retry, disconnect.Retryable, events.DisconnectFailed, 3})
+
+	for i, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			if c := disconnect.Classify(strings.Fields(tt.code)[0]); c != tt.class {
+				t.Fatalf("Classify = %s, want %s", c, tt.class)
+			}
+			e.emu.ClearFaults()
+			if err := e.emu.InjectFault(tt.fault); err != nil {
+				t.Fatal(err)
+			}
+			target := targets[i].ID
+			id := fmt.Sprintf("cls-%d", i)
+			e.request(id, target)
+			res := e.final(t, id, 30*time.Second)
+			if res.State != tt.want {
+				t.Fatalf("final = %+v, want %s", res, tt.want)
+			}
+			if tt.want == events.DisconnectFailed && res.Error != strings.Fields(tt.code)[0] {
+				t.Fatalf("failed with error %q, want %q", res.Error, tt.code)
+			}
+			if n := len(e.disconnectCalls(target)); n != tt.calls {
+				t.Fatalf("disconnect calls = %d, want %d", n, tt.calls)
+			}
+		})
+	}
+}
+
+func TestDuplicateRequestsJoin(t *testing.T) {
+	e := newEnv(t, slackemu.Config{DisconnectDelay: 20 * time.Minute})
+	w := e.worker(disconnect.Config{ConfirmFirst: time.Minute, ConfirmMax: 2 * time.Minute, ConfirmDeadline: 2 * time.Hour})
+	e.run(w, 5*time.Second)
+	target := e.connected()[0]
+
+	e.request("dup-a", target)
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(e.disconnectCalls(target)) == 1 }, "first request never called Slack")
+	e.request("dup-b", target)
+	e.request("dup-a", target) // the same request again (a retried publish): stored once
+	e.publishRaw(events.DisconnectRequestSubject(e.ent.ID), "dup-a-second-msg-id", events.DisconnectRequest{SchemaVersion: 1,
+		RequestID: "dup-a", EnterpriseID: e.ent.ID, TargetTeam: target, Reason: "again", RequestedBy: "tester"})
+
+	a := e.final(t, "dup-a", 30*time.Second)
+	b := e.final(t, "dup-b", 30*time.Second)
+	if a.State != events.DisconnectCompleted || b.State != events.DisconnectCompleted {
+		t.Fatalf("a = %+v, b = %+v", a, b)
+	}
+	if b.JoinedRequestID != "dup-a" || !strings.Contains(b.Message, "dup-a") {
+		t.Fatalf("b did not join a: %+v", b)
+	}
+	if n := len(e.disconnectCalls(target)); n != 1 {
+		t.Fatalf("disconnect calls = %d, want 1", n)
+	}
+	if got := joinStates(e.results.states("dup-a")); got != "accepted,submitted,completed" {
+		t.Fatalf("dup-a states %s: a duplicate delivery changed them", got)
+	}
+	// Once the first is over, a new request for the target is a new request.
+	e.request("dup-c", target)
+	if c := e.final(t, "dup-c", 30*time.Second); c.JoinedRequestID != "" || c.State != events.DisconnectCompleted {
+		t.Fatalf("c = %+v", c)
+	}
+}
+
+func TestDryRun(t *testing.T) {
+	e := newEnv(t, slackemu.Config{})
+	w := e.worker(disconnect.Config{})
+	e.run(w, 5*time.Second)
+	target := e.connected()[0]
+
+	e.request("dry-1", target, func(r *events.DisconnectRequest) { r.DryRun = true })
+	res := e.final(t, "dry-1", 10*time.Second)
+	if res.State != events.DisconnectCompleted || !res.DryRun || !strings.Contains(res.Message, "would disconnect "+target) {
+		t.Fatalf("result = %+v", res)
+	}
+	if n := len(e.disconnectCalls("")); n != 0 {
+		t.Fatalf("dry run called disconnect %d times", n)
+	}
+	if s := e.status(target); s != "CONNECTED" {
+		t.Fatalf("dry run changed %s to %s", target, s)
+	}
+}
+
+func TestNotBefore(t *testing.T) {
+	e := newEnv(t, slackemu.Config{})
+	w := e.worker(disconnect.Config{})
+	e.run(w, 5*time.Second)
+	target := e.connected()[0]
+	at := time.Now().Add(700 * time.Millisecond)
+	e.request("nb-1", target, func(r *events.DisconnectRequest) { r.NotBefore = &at })
+	e.final(t, "nb-1", 10*time.Second)
+	calls := e.disconnectCalls(target)
+	if len(calls) != 1 {
+		t.Fatalf("calls = %d", len(calls))
+	}
+	rec, _ := w.Store().Find(context.Background(), "nb-1")
+	if rec.CallStartedAt.Before(at) {
+		t.Fatalf("called at %s, before not_before %s", rec.CallStartedAt, at)
+	}
+}
+
+func TestPacingTwoReplicas(t *testing.T) {
+	e := newEnv(t, slackemu.Config{ExternalTeams: 12})
+	w1 := e.worker(disconnect.Config{WorkerID: "w1", Concurrency: 4})
+	w2 := e.worker(disconnect.Config{WorkerID: "w2", Concurrency: 4})
+	e.run(w1, 5*time.Second)
+	e.run(w2, 5*time.Second)
+	teams := e.emu.World().Enterprises[0].ExternalTeams
+	const n = 10
+	for i := range n {
+		e.request(fmt.Sprintf("pace-%d", i), teams[i].ID)
+	}
+	for i := range n {
+		if res := e.final(t, fmt.Sprintf("pace-%d", i), 30*time.Second); res.State != events.DisconnectCompleted {
+			t.Fatalf("pace-%d = %+v", i, res)
+		}
+	}
+	calls := e.disconnectCalls("")
+	if len(calls) != n {
+		t.Fatalf("disconnect calls = %d, want %d", len(calls), n)
+	}
+	for i, c := range calls {
+		if c.Status == 429 || !c.OK {
+			t.Fatalf("call %d was refused: %+v", i, c)
+		}
+		if i > 0 {
+			if gap := c.Time.Sub(calls[i-1].Time); gap < time.Minute {
+				t.Fatalf("calls %d and %d only %s apart (emulated); Tier 1 allows one a minute", i-1, i, gap)
+			}
+		}
+	}
+	for _, c := range e.emu.Calls(slackapi.MethodExternalTeamsList) {
+		if c.Status == 429 {
+			t.Fatalf("a list call was rate limited: %+v", c)
+		}
+	}
+	byWorker := map[string]int{}
+	trail, _ := w1.Store().Audit(context.Background(), disconnect.AuditFilter{})
+	for _, a := range trail {
+		if a.Event == "slack_call" {
+			byWorker[a.Worker]++
+		}
+	}
+	if byWorker["w1"]+byWorker["w2"] != n {
+		t.Fatalf("calls by worker = %v", byWorker)
+	}
+}
+
+// TestKilledMidCall stops a worker right after Slack accepted the call but
+// before it recorded "done" or acknowledged the message, as kill -9 would.
+// A fresh worker must finish the request without calling Slack again.
+func TestKilledMidCall(t *testing.T) {
+	e := newEnv(t, slackemu.Config{})
+	cfg := disconnect.Config{AckWait: time.Second}
+	victim := e.worker(cfg)
+	reached := make(chan struct{}, 1)
+	disconnect.SetAfterCallHook(victim, func(ctx context.Context, _ string) error {
+		reached <- struct{}{}
+		<-ctx.Done() // hangs until the runner abandons it
+		return errKilled
+	})
+	stopVictim := e.run(victim, 200*time.Millisecond)
+	target := e.connected()[0]
+	e.request("kill-1", target)
+	select {
+	case <-reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the victim never called Slack")
+	}
+	if err := stopVictim(); err == nil {
+		t.Fatal("the victim's runner stopped gracefully; the test needs it abandoned mid-handler")
+	}
+	if n := len(e.disconnectCalls(target)); n != 1 {
+		t.Fatalf("calls before restart = %d", n)
+	}
+
+	fresh := e.worker(cfg)
+	e.run(fresh, 5*time.Second)
+	res := e.final(t, "kill-1", 20*time.Second)
+	if res.State != events.DisconnectCompleted {
+		t.Fatalf("final = %+v", res)
+	}
+	if n := len(e.disconnectCalls(target)); n != 1 {
+		t.Fatalf("disconnect called %d times; a restart must never call again after a call that succeeded", n)
+	}
+	trail, _ := fresh.Store().Audit(context.Background(), disconnect.AuditFilter{RequestID: "kill-1"})
+	found := false
+	for _, a := range trail {
+		found = found || strings.Contains(a.Message, "a worker stopped during the call")
+	}
+	if !found {
+		t.Fatalf("the audit trail does not say the call was interrupted: %+v", trail)
+	}
+}
+
+// TestKilledBeforeSlackActed covers the other side: the worker died after
+// recording "in flight", and Slack never disconnected. Nothing is called
+// again; the request ends unconfirmed for a person to check.
+func TestKilledBeforeSlackActed(t *testing.T) {
+	e := newEnv(t, slackemu.Config{})
+	cfg := disconnect.Config{AckWait: time.Second, ConfirmFirst: 30 * time.Second, ConfirmMax: time.Minute, ConfirmDeadline: 5 * time.Minute}
+	target := e.connected()[0]
+	// The call fails at Slack, but the worker dies before it can know it.
+	if err := e.emu.InjectFault(slackemu.Fault{Method: slackapi.MethodExternalTeamsDisconnect, Error: "internal_error", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	victim := e.worker(cfg)
+	reached := make(chan struct{}, 1)
+	disconnect.SetAfterCallHook(victim, func(ctx context.Context, _ string) error {
+		reached <- struct{}{}
+		<-ctx.Done()
+		return errKilled
+	})
+	stopVictim := e.run(victim, 200*time.Millisecond)
+	e.request("kill-2", target)
+	<-reached
+	_ = stopVictim()
+
+	fresh := e.worker(cfg)
+	e.run(fresh, 5*time.Second)
+	res := e.final(t, "kill-2", 20*time.Second)
+	if res.State != events.DisconnectUnconfirmed || !strings.Contains(res.Message, "will not call again") {
+		t.Fatalf("final = %+v", res)
+	}
+	if n := len(e.disconnectCalls(target)); n != 1 {
+		t.Fatalf("disconnect called %d times, want 1", n)
+	}
+}
