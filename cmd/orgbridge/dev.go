@@ -15,6 +15,7 @@ import (
 
 	"github.com/orgbridge/orgbridge/internal/config"
 	"github.com/orgbridge/orgbridge/internal/devstack"
+	"github.com/orgbridge/orgbridge/internal/ingress"
 	"github.com/orgbridge/orgbridge/internal/store"
 	"github.com/orgbridge/orgbridge/internal/telemetry"
 )
@@ -129,6 +130,11 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	if emu != nil {
 		printEmulators(c, emu, "http://"+cfg.HTTPAddr)
 	}
+	fmt.Fprintf(c.stdout, "  install  %s%s   (open it in a browser to install the app", cfg.PublicURL, ingress.PathSlackInstall)
+	if emu != nil {
+		fmt.Fprint(c.stdout, " into the emulated workspace")
+	}
+	fmt.Fprintln(c.stdout, ")")
 
 	reg := telemetry.NewRegistry()
 	inProcess := nats.InProcessServer(ns.Server())

@@ -188,7 +188,11 @@ func runDisconnect(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		w, err := disconnect.New(disconnect.Deps{JS: js, Redis: rdb, Slack: sc, Installations: disconnect.NewRedisInstallations(rdb)},
+		installs, err := disconnectInstallations(cfg, rdb)
+		if err != nil {
+			return err
+		}
+		w, err := disconnect.New(disconnect.Deps{JS: js, Redis: rdb, Slack: sc, Installations: installs},
 			disconnect.Config{TimeScale: cfg.TimeScale})
 		if err != nil {
 			return err
@@ -201,4 +205,3 @@ func runDisconnect(ctx context.Context, c *cli, args []string) error {
 	}
 	return nil
 }
-

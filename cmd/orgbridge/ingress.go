@@ -129,5 +129,12 @@ func mountOAuthAndAdmin(srv *ingress.Server, d workerDeps) error {
 	srv.Mount("/admin/api/bindings/", bindingAdmin)
 	srv.Mount("/admin/api/mappings", mappingAdmin)
 	srv.Mount("/admin/api/mappings/", mappingAdmin)
+	dw, err := newDisconnectWorker(d)
+	if err != nil {
+		return err
+	}
+	disconnectAdmin := ingress.AdminOnly(token, dw.AdminHandler())
+	srv.Mount("/admin/api/disconnects", disconnectAdmin)
+	srv.Mount("/admin/api/disconnects/", disconnectAdmin)
 	return nil
 }

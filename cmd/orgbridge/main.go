@@ -45,6 +45,7 @@ func commands() []command {
 		{"replay", "re-deliver a range of a stream to the workers", runReplay},
 		{"dlq", "list, show, re-drive and purge dead letters", runDLQ},
 		{"streams", "show streams and consumers with pending counts", runStreams},
+		{"disconnect", "request, follow and audit external-org disconnects; manage policies", runDisconnect},
 		{"keys", "re-encrypt stored secrets under the first encryption key", runKeysRotate},
 		{"org", "disconnect a workspace from its org (apps.uninstall)", runOrg},
 		{"bench", "measure the ingress against its ceilings on this machine", runBench},

@@ -3,22 +3,43 @@ package main
 import (
 	"os"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orgbridge/orgbridge/internal/config"
 	"github.com/orgbridge/orgbridge/internal/slackapi"
+	"github.com/orgbridge/orgbridge/internal/store"
 	"github.com/orgbridge/orgbridge/workers/disconnect"
 )
 
-// buildDisconnect builds the disconnect worker. Installations come from the
-// Redis-backed dev store until issue 4's installation store replaces it. The
-// returned *disconnect.Worker also serves the admin API (AdminHandler).
+// buildDisconnect builds the disconnect worker. The returned *disconnect.Worker
+// also serves the admin API (AdminHandler).
 func buildDisconnect(d workerDeps) (worker, error) {
+	return newDisconnectWorker(d)
+}
+
+func newDisconnectWorker(d workerDeps) (*disconnect.Worker, error) {
 	sc, err := slackapi.New(d.cfg.Slack.APIURL)
+	if err != nil {
+		return nil, err
+	}
+	installs, err := disconnectInstallations(d.cfg, d.rdb)
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
 	return disconnect.New(disconnect.Deps{
 		JS: d.js, Redis: d.rdb, Slack: sc,
-		Installations: disconnect.NewRedisInstallations(d.rdb),
+		Installations: installs,
 		Logger:        d.log.With("worker", "disconnect"),
 	}, disconnect.Config{TimeScale: d.cfg.TimeScale, WorkerID: host})
+}
+
+// disconnectInstallations reads org-wide installs of this Slack app from the
+// installation store the binding worker fills.
+func disconnectInstallations(cfg config.Config, rdb *redis.Client) (disconnect.StoreInstallations, error) {
+	keys, err := store.ParseKeyring(cfg.EncryptionKeys.Reveal())
+	if err != nil {
+		return disconnect.StoreInstallations{}, usagef("ORGBRIDGE_ENCRYPTION_KEYS: %v", err)
+	}
+	return disconnect.StoreInstallations{Store: store.NewInstallations(rdb, keys), AppID: cfg.Slack.AppID}, nil
 }

@@ -28,7 +28,7 @@ const (
 	DefaultShutdownTimeout   = 25 * time.Second
 	DefaultSlackAPIURL       = "https://slack.com/api/"
 	DefaultSlackOAuthURL     = "https://slack.com/oauth/v2/authorize"
-	DefaultSlackScopes       = "commands,chat:write,users:read,users:read.email,usergroups:read,team:read,im:write"
+	DefaultSlackScopes       = "commands,chat:write,incoming-webhook,users:read,users:read.email,usergroups:read,team:read,im:write"
 	DefaultOrgLoginURL       = "https://login.salesforce.com"
 )
 

@@ -3,6 +3,7 @@ package disconnect_test
 import (
 	"context"
 	"fmt"
+	"github.com/orgbridge/orgbridge/internal/store"
 	"testing"
 	"time"
 
@@ -99,9 +100,9 @@ func benchEnv(b *testing.B, scale float64, teams int) benchEnvT {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e.installs = disconnect.NewRedisInstallations(e.redis.Client)
-	if err := e.installs.RegisterEnterprise(context.Background(), disconnect.Install{EnterpriseID: e.ent.ID,
-		Token: disconnect.Token(tok.Token), Scopes: tok.Scopes, TeamIDs: e.ent.Workspaces}); err != nil {
+	e.installs = installStore(b, e.redis, e.emu.AppID())
+	org := store.Installation{AppID: e.installs.AppID, EnterpriseID: e.ent.ID, IsEnterpriseInstall: true, BotToken: store.Secret(tok.Token), Scopes: tok.Scopes}
+	if err := e.installs.Store.Save(context.Background(), &org); err != nil {
 		b.Fatal(err)
 	}
 	e.results = watchResults(b, e.nats.JS)

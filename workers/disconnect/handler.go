@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -122,8 +121,12 @@ func (w *Worker) admit(ctx context.Context, req events.DisconnectRequest) (Recor
 	case err != nil:
 		return rec, true, err
 	}
+	own, err := in.Owns(ctx, req.TargetTeam)
+	if err != nil {
+		return rec, true, err
+	}
 	switch {
-	case req.TargetTeam == req.EnterpriseID || slices.Contains(in.TeamIDs, req.TargetTeam):
+	case own:
 		return rec, true, w.transition(ctx, &rec, events.DisconnectRejected, events.DisconnectErrOwnOrg,
 			fmt.Sprintf("%s belongs to %s itself; only external organizations can be disconnected", req.TargetTeam, req.EnterpriseID), AuditEntry{Event: "rejected"})
 	case !in.HasScope(slackapi.ScopeConnectManage):

@@ -3,6 +3,7 @@ package disconnect_test
 import (
 	"context"
 	"fmt"
+	"github.com/orgbridge/orgbridge/internal/store"
 	"slices"
 	"strings"
 	"testing"
@@ -67,13 +68,8 @@ func TestLifecycle(t *testing.T) {
 
 func TestRejections(t *testing.T) {
 	e := newEnv(t, slackemu.Config{})
-	ctx := context.Background()
-	if err := e.installs.RegisterEnterprise(ctx, disconnect.Install{EnterpriseID: "E0NOGRID", TeamIDs: []string{"T0NOGRID1"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.installs.RegisterEnterprise(ctx, disconnect.Install{EnterpriseID: "E0NOSCOPE", Token: "xoxb-x", Scopes: []string{"team:read"}}); err != nil {
-		t.Fatal(err)
-	}
+	e.install(store.Installation{EnterpriseID: "E0NOGRID", TeamID: "T0NOGRID1", BotToken: "xoxb-ws", Scopes: []string{"commands"}})
+	e.install(store.Installation{EnterpriseID: "E0NOSCOPE", IsEnterpriseInstall: true, BotToken: "xoxb-x", Scopes: []string{"team:read"}})
 	w := e.worker(disconnect.Config{})
 	e.run(w, 5*time.Second)
 	target := e.connected()[0]

@@ -17,6 +17,7 @@ import (
 	"github.com/orgbridge/orgbridge/internal/bus"
 	slackemu "github.com/orgbridge/orgbridge/internal/emulator/slack"
 	"github.com/orgbridge/orgbridge/internal/slackapi"
+	"github.com/orgbridge/orgbridge/internal/store"
 	"github.com/orgbridge/orgbridge/internal/testenv"
 	"github.com/orgbridge/orgbridge/workers/disconnect"
 )
@@ -30,7 +31,7 @@ type env struct {
 	redis    *testenv.Redis
 	emu      *slackemu.Emulator
 	slack    *slackapi.Client
-	installs *disconnect.RedisInstallations
+	installs disconnect.StoreInstallations
 	ent      slackemu.EnterpriseInfo
 	token    string
 	results  *results
@@ -61,10 +62,10 @@ func newEnv(t *testing.T, emuCfg slackemu.Config) *env {
 		t.Fatal(err)
 	}
 	e.token = tok.Token
-	e.installs = disconnect.NewRedisInstallations(e.redis.Client)
-	if err := e.installs.RegisterEnterprise(context.Background(), disconnect.Install{EnterpriseID: e.ent.ID,
-		Token: disconnect.Token(tok.Token), Scopes: tok.Scopes, TeamIDs: e.ent.Workspaces}); err != nil {
-		t.Fatal(err)
+	e.installs = installStore(t, e.redis, e.emu.AppID())
+	e.install(store.Installation{EnterpriseID: e.ent.ID, IsEnterpriseInstall: true, BotToken: store.Secret(tok.Token), Scopes: tok.Scopes})
+	for _, ws := range e.ent.Workspaces {
+		e.install(store.Installation{EnterpriseID: e.ent.ID, TeamID: ws, BotToken: "xoxb-workspace", Scopes: []string{"commands"}})
 	}
 	e.results = watchResults(t, e.nats.JS)
 	return e
@@ -251,4 +252,24 @@ func testLogger(t testing.TB) *slog.Logger {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// installStore is the binding worker's installation store (tokens sealed) on r,
+// seen by the disconnect worker for app appID.
+func installStore(t testing.TB, r *testenv.Redis, appID string) disconnect.StoreInstallations {
+	t.Helper()
+	keys, err := store.ParseKeyring(store.GenerateKeySpec("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return disconnect.StoreInstallations{Store: store.NewInstallations(r.Client, keys), AppID: appID}
+}
+
+// install saves an installation of the emulator's app, as the binding worker does after OAuth.
+func (e *env) install(in store.Installation) {
+	e.t.Helper()
+	in.AppID = e.installs.AppID
+	if err := e.installs.Store.Save(context.Background(), &in); err != nil {
+		e.t.Fatal(err)
+	}
 }

@@ -2,13 +2,10 @@ package disconnect
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/orgbridge/orgbridge/internal/store"
 )
@@ -38,8 +35,21 @@ type Install struct {
 	// conversations.connect:manage.
 	Scopes []string
 	// TeamIDs are the enterprise's own workspaces, which can never be a
-	// disconnect target.
+	// disconnect target; owns, when set, answers the same question for
+	// installations too many to list.
 	TeamIDs []string
+	owns    func(ctx context.Context, teamID string) (bool, error)
+}
+
+// Owns reports whether teamID is one of the enterprise's own workspaces.
+func (in Install) Owns(ctx context.Context, teamID string) (bool, error) {
+	if teamID == in.EnterpriseID || slices.Contains(in.TeamIDs, teamID) {
+		return true, nil
+	}
+	if in.owns != nil {
+		return in.owns(ctx, teamID)
+	}
+	return false, nil
 }
 
 // HasScope reports whether the install's token has scope.
@@ -47,68 +57,52 @@ func (in Install) HasScope(scope string) bool { return slices.Contains(in.Scopes
 
 // Installations finds an enterprise's org-wide installation. It returns
 // [ErrUnknownEnterprise] when orgbridge never saw the enterprise and
-// [ErrNoGridInstall] when the app is not installed org-wide there. Issue 4's
-// installation store (Slack OAuth installs, encrypted tokens) implements it;
-// until then [RedisInstallations] does.
+// [ErrNoGridInstall] when the app is not installed org-wide there.
+// [StoreInstallations] implements it over the binding worker's installation store.
 type Installations interface {
 	EnterpriseInstall(ctx context.Context, enterpriseID string) (Install, error)
 }
 
-// RedisInstallations is a small Redis-backed [Installations] for tests and dev
-// until issue 4's installation store replaces it. It is real (not a mock) but
-// keeps tokens as given, not encrypted at rest: do not use it in production.
-// Key: ob:{E…}:disconnect:install.
-type RedisInstallations struct {
-	rdb redis.Cmdable
-}
-
-// NewRedisInstallations returns RedisInstallations over rdb.
-func NewRedisInstallations(rdb redis.Cmdable) *RedisInstallations {
-	return &RedisInstallations{rdb: rdb}
-}
-
-type installJSON struct {
-	Token   string   `json:"token,omitempty"`
-	Scopes  []string `json:"scopes,omitempty"`
-	TeamIDs []string `json:"team_ids,omitempty"`
-}
-
-func installKey(enterpriseID string) string { return store.Key(enterpriseID, "disconnect", "install") }
-
-// RegisterEnterprise records the enterprise's installation. An empty Token
-// records a known enterprise without an org-wide install (only workspace
-// installs), for which requests are rejected with no_grid_installation.
-func (s *RedisInstallations) RegisterEnterprise(ctx context.Context, in Install) error {
-	if in.EnterpriseID == "" {
-		return errors.New("disconnect: RegisterEnterprise needs an enterprise id")
-	}
-	b, err := json.Marshal(installJSON{Token: in.Token.Reveal(), Scopes: in.Scopes, TeamIDs: in.TeamIDs})
-	if err != nil {
-		return err
-	}
-	if err := s.rdb.Set(ctx, installKey(in.EnterpriseID), b, 0).Err(); err != nil {
-		return fmt.Errorf("disconnect: registering enterprise %s: %w", in.EnterpriseID, err)
-	}
-	return nil
+// StoreInstallations is [Installations] over the installation store the
+// binding worker fills from Slack OAuth installs (tokens sealed at rest): the
+// org-wide install of AppID gives the token, and a workspace is the
+// enterprise's own when the app is installed there under the enterprise.
+type StoreInstallations struct {
+	Store *store.Installations
+	AppID string
 }
 
 // EnterpriseInstall implements [Installations].
-func (s *RedisInstallations) EnterpriseInstall(ctx context.Context, enterpriseID string) (Install, error) {
-	b, err := s.rdb.Get(ctx, installKey(enterpriseID)).Bytes()
-	if errors.Is(err, redis.Nil) {
+func (s StoreInstallations) EnterpriseInstall(ctx context.Context, enterpriseID string) (Install, error) {
+	in, err := s.Store.Get(ctx, s.AppID, enterpriseID, "")
+	if errors.Is(err, store.ErrNoInstallation) {
+		// Rare path: tell "never seen" from "installed only per workspace".
+		all, lerr := s.Store.List(ctx)
+		if lerr != nil {
+			return Install{}, fmt.Errorf("disconnect: reading installations of %s: %w", enterpriseID, lerr)
+		}
+		for _, other := range all {
+			if other.EnterpriseID == enterpriseID && other.AppID == s.AppID {
+				return Install{}, fmt.Errorf("%w: %s", ErrNoGridInstall, enterpriseID)
+			}
+		}
 		return Install{}, fmt.Errorf("%w: %s", ErrUnknownEnterprise, enterpriseID)
 	}
 	if err != nil {
-		return Install{}, fmt.Errorf("disconnect: reading installation of %s: %w", enterpriseID, err)
+		return Install{}, fmt.Errorf("disconnect: reading the installation of %s: %w", enterpriseID, err)
 	}
-	var j installJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return Install{}, fmt.Errorf("disconnect: installation of %s is corrupt: %w", enterpriseID, err)
-	}
-	if j.Token == "" {
-		return Install{}, fmt.Errorf("%w: %s", ErrNoGridInstall, enterpriseID)
-	}
-	return Install{EnterpriseID: enterpriseID, Token: Token(j.Token), Scopes: j.Scopes, TeamIDs: j.TeamIDs}, nil
+	return Install{
+		EnterpriseID: enterpriseID,
+		Token:        Token(in.BotToken.Reveal()),
+		Scopes:       in.Scopes,
+		owns: func(ctx context.Context, teamID string) (bool, error) {
+			ws, err := s.Store.Get(ctx, s.AppID, enterpriseID, teamID)
+			if errors.Is(err, store.ErrNoInstallation) {
+				return false, nil
+			}
+			return err == nil && ws.EnterpriseID == enterpriseID, err
+		},
+	}, nil
 }
 
 // MarshalJSON redacts the token wherever an Install is encoded (log

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -78,10 +79,15 @@ func redirectWith(w http.ResponseWriter, r *http.Request, redirectURI *url.URL, 
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
-// handleAuthorize picks the user named by login_hint (there is no login form)
-// and redirects back at once with a code, or with error and error_description.
+// handleAuthorize picks the user named by login_hint and redirects back at once
+// with a code, or with error and error_description. Without a login_hint (a
+// person clicking through dev mode) it shows a login page listing the users.
 func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if q.Get("login_hint") == "" && q.Get("redirect_uri") != "" {
+		e.loginPage(w, r)
+		return
+	}
 	ru, err := url.Parse(q.Get("redirect_uri"))
 	if err != nil || !ru.IsAbs() {
 		http.Error(w, "error=invalid_request&error_description=redirect_uri must be an absolute URL", http.StatusBadRequest)
@@ -382,4 +388,40 @@ func (e *Emulator) handleIdentity(w http.ResponseWriter, r *http.Request) {
 		"last_modified_date": u.Meta.LastModified,
 		"is_app_installed":   true,
 	})
+}
+
+var loginTmpl = template.Must(template.New("login").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>Log in · org emulator</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}
+li{margin:.2rem 0}.off{color:#888}</style></head>
+<body><h1>Log in to your org</h1>
+<p>This is orgbridge's org emulator: pick the user to log in as (a real org asks for a password).</p>
+<form method="get" action="">{{range $k, $v := .Query}}{{range $v}}
+<input type="hidden" name="{{$k}}" value="{{.}}">{{end}}{{end}}
+<label>Username <input name="login_hint" size="32" autofocus></label> <button>Log in</button></form>
+{{range .Orgs}}<h2>{{.Name}} <small>{{.ID}}{{if .Expired}} · expired{{end}}{{if not .AppAllowed}} · app not allowed{{end}}</small></h2><ul>
+{{range .Users}}<li><a href="{{$.Link .Username}}">{{.Username}}</a> {{.Name}}{{if not .Active}} <span class="off">inactive</span>{{end}}{{if not .Permitted}} <span class="off">no app permission</span>{{end}}</li>
+{{end}}</ul>{{end}}</body></html>`))
+
+type loginView struct {
+	Query url.Values
+	Orgs  []OrgInfo
+}
+
+// Link is the authorize URL (relative) with login_hint set to username.
+func (v loginView) Link(username string) template.URL {
+	q := url.Values{}
+	for k, vs := range v.Query {
+		q[k] = vs
+	}
+	q.Set("login_hint", username)
+	return template.URL("?" + q.Encode())
+}
+
+func (e *Emulator) loginPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := loginTmpl.Execute(w, loginView{Query: q, Orgs: e.World().Orgs}); err != nil {
+		e.log.Warn("orgemu: rendering the login page", "error", err)
+	}
 }
