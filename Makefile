@@ -5,7 +5,7 @@ BIN     := bin/orgbridge
 # Test packages run two at a time: the machine this is built for has 2 cores.
 TEST_P  ?= 2
 
-.PHONY: run test deps build vet race bench fuzz clean
+.PHONY: run test deps build vet bench fuzz clean
 
 ## deps: install what running and testing need (redis-server) when it is missing
 deps:
@@ -22,16 +22,12 @@ build:
 run: deps build
 	./$(BIN) dev
 
-## test: vet, then every test against real NATS and Redis
+## test: vet, then every test against real NATS and Redis, under the race detector
 test: deps vet
-	$(GO) test -p $(TEST_P) -timeout 30m -count=1 ./...
+	$(GO) test -race -p $(TEST_P) -timeout 30m -count=1 ./...
 
 vet:
 	$(GO) vet ./...
-
-## race: the concurrent packages under the race detector
-race: deps
-	$(GO) test -p 1 -race -timeout 30m -count=1 ./internal/bus/... ./internal/store/... ./internal/ingress/... ./internal/ops/...
 
 ## bench: the ingress against its ceilings, then the package benchmarks (see docs/BENCHMARKS.md)
 bench: deps build
@@ -42,6 +38,9 @@ bench: deps build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRequestPath -fuzztime 60s ./internal/ingress
 	$(GO) test -run '^$$' -fuzz FuzzParseEnvelope -fuzztime 60s ./internal/ingress
+	$(GO) test -run '^$$' -fuzz FuzzParseCSV -fuzztime 60s ./workers/mapping
+	$(GO) test -run '^$$' -fuzz FuzzDisconnectRequest -fuzztime 60s ./events
+	$(GO) test -run '^$$' -fuzz FuzzParseFilter -fuzztime 60s ./internal/emulator/org
 
 clean:
 	rm -rf bin

@@ -38,7 +38,7 @@ func do(hc *http.Client, req *http.Request) (*http.Response, []byte, error) {
 }
 
 // errorFrom turns a non-2xx answer into an *APIError (or *RateLimitedError),
-// reading an OAuth error, a SCIM error or a plain-text body.
+// reading an OAuth error, a REST API error list, a SCIM error or a plain-text body.
 func errorFrom(resp *http.Response, body []byte) error {
 	e := &APIError{Status: resp.StatusCode}
 	var probe struct {
@@ -47,7 +47,13 @@ func errorFrom(resp *http.Response, body []byte) error {
 		ScimType    string `json:"scimType"`
 		Detail      string `json:"detail"`
 	}
-	if json.Unmarshal(body, &probe) == nil {
+	var rest []struct { // the REST API's [{"message": …, "errorCode": …}]
+		Message   string `json:"message"`
+		ErrorCode string `json:"errorCode"`
+	}
+	if json.Unmarshal(body, &rest) == nil && len(rest) > 0 {
+		e.Code, e.Description = rest[0].ErrorCode, rest[0].Message
+	} else if json.Unmarshal(body, &probe) == nil {
 		switch {
 		case probe.Error != "":
 			e.Code, e.Description = probe.Error, probe.Description

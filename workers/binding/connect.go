@@ -45,6 +45,19 @@ func orgLabel(name, id string) string {
 	return "org " + id
 }
 
+// orgName is the org's name as its admins set it (orgapi's REST query); when
+// the org does not answer, a name derived from the instance URL.
+func (w *Worker) orgName(ctx context.Context, tok *orgapi.Token) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	name, err := w.cfg.Org.OrgName(ctx, tok)
+	if err != nil {
+		w.log.Info("org name not available, naming the org by its instance", "org", tok.OrgID(), "err", err)
+		return orgNameFrom(tok.InstanceURL, tok.OrgID())
+	}
+	return name
+}
+
 // orgNameFrom derives a readable name for an org from its instance URL.
 func orgNameFrom(instanceURL, orgID string) string {
 	if u, err := url.Parse(instanceURL); err == nil && u.Host != "" {
@@ -96,7 +109,6 @@ func (w *Worker) HandleOrgConnect(ctx context.Context, m *bus.Message) error {
 		return fail("Org user inactive", "Your org user is not active. Log in with an active user of the org.")
 	}
 	org, orgUser, username := tok.OrgID(), tok.UserID(), ui.PreferredUsername
-	orgName := orgNameFrom(tok.InstanceURL, org)
 
 	lockCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	lock, err := w.cfg.Locker.ObtainWait(lockCtx, LockKey(c.Scope), DefaultConnectLockTTL)
@@ -129,7 +141,7 @@ func (w *Worker) HandleOrgConnect(ctx context.Context, m *bus.Message) error {
 		return err
 	}
 	if !bound {
-		nb := &Binding{Scope: c.Scope, OrgID: org, OrgName: orgName, InstanceURL: tok.InstanceURL,
+		nb := &Binding{Scope: c.Scope, OrgID: org, OrgName: w.orgName(ctx, tok), InstanceURL: tok.InstanceURL,
 			ConnectedByOrgUser: orgUser, ConnectedByUsername: username, ConnectedBySlack: c.SlackUserID,
 			ConnectedAt: time.Now().UTC(), Valid: true, RefreshToken: store.Secret(tok.RefreshToken)}
 		if err := w.cfg.Bindings.Bind(ctx, nb, lock); err != nil {

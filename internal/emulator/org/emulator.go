@@ -222,6 +222,8 @@ func (e *Emulator) routes() *http.ServeMux {
 	m.HandleFunc("GET /services/oauth2/userinfo", e.handleUserInfo)
 	m.HandleFunc("POST /services/oauth2/userinfo", e.handleUserInfo)
 	m.HandleFunc("GET /id/{org}/{user}", e.handleIdentity)
+	m.HandleFunc("GET /services/data/{version}/query", e.handleQuery)
+	m.HandleFunc("GET /services/data/{version}/query/", e.handleQuery)
 
 	const scim = "/services/scim/v2"
 	m.HandleFunc("GET "+scim+"/ServiceProviderConfig", e.scimAuth(false, e.handleSPConfig))
