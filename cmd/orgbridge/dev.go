@@ -70,7 +70,8 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		cfg.AdminToken = config.Secret(token)
-		fmt.Fprintf(c.stdout, "ORGBRIDGE_ADMIN_TOKEN was not set; the admin API takes Authorization: Bearer %s\n", token)
+		fmt.Fprintf(c.stdout, "ORGBRIDGE_ADMIN_TOKEN was not set; the admin API takes the bearer token kept in %s\n",
+			filepath.Join(cfg.DataDir, "dev-admin-token"))
 	}
 
 	ns, err := devstack.StartNATS(cfg.NATSAddr, filepath.Join(cfg.DataDir, "jetstream"))

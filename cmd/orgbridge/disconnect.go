@@ -122,7 +122,7 @@ func runDisconnect(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer rdb.Close()
-	st := disconnect.NewStore(rdb, 0)
+	st := disconnect.NewStore(rdb, 0, 0)
 	switch sub {
 	case "status":
 		if fs.NArg() != 1 {

@@ -6,10 +6,12 @@ import (
 	"fmt"
 
 	"github.com/orgbridge/orgbridge/internal/store"
+	"github.com/orgbridge/orgbridge/workers/binding"
 )
 
 // runOrg is `orgbridge org disconnect --team T [--enterprise E] [--app A]`: it
-// uninstalls the app from the workspace (apps.uninstall); Slack then sends
+// uninstalls the app from the workspace (apps.uninstall, with the bot token
+// refreshed first as the binding worker does, [binding.Tokens]); Slack then sends
 // app_uninstalled and tokens_revoked, and the binding worker clears the
 // install, the org binding and the workspace's mappings.
 func runOrg(ctx context.Context, c *cli, args []string) error {
@@ -59,8 +61,11 @@ func runOrg(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	d := workerDeps{cfg: cfg, rdb: rdb, log: newLogger(c, cfg)}
-	if err := newSlackOAuth(d).Uninstall(ctx, in.BotToken.Reveal()); err != nil {
-		return err
+	// The binding worker's own path: a bot token about to expire (or expired)
+	// is refreshed, under the install's lock, before apps.uninstall.
+	tokens := &binding.Tokens{Installations: installs, Locker: store.NewLocker(rdb), Slack: newSlackOAuth(d), Log: d.log}
+	if err := tokens.Uninstall(ctx, in); err != nil {
+		return fmt.Errorf("uninstalling app %s from %s: %w", app, in.Tenant(), err)
 	}
 	fmt.Fprintf(c.stdout, "apps.uninstall sent for %s in %s; the binding worker clears the install, binding and mappings when Slack's events arrive\n", app, in.Tenant())
 	return nil

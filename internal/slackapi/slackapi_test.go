@@ -3,6 +3,7 @@ package slackapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -196,5 +197,70 @@ func TestPaceEvery(t *testing.T) {
 		if got := slackapi.PaceEvery(tt.tier, tt.scale, tt.margin, tt.gap); got != tt.want {
 			t.Errorf("PaceEvery(%d, %v, %v, %s) = %s, want %s", tt.tier, tt.scale, tt.margin, tt.gap, got, tt.want)
 		}
+	}
+}
+
+// TestPacerHold checks that a call holds its pace from its grant until
+// Done, so the next call is spaced from the end of the previous one — what
+// keeps calls that reach Slack late from landing too close together.
+func TestPacerHold(t *testing.T) {
+	rdb := testenv.StartRedis(t)
+	ctx := context.Background()
+	p := slackapi.NewPacer(rdb.Client)
+	const every = 30 * time.Millisecond
+	grant := func(t *testing.T, pace slackapi.Pace, holder string, within time.Duration) time.Time {
+		t.Helper()
+		if err := p.Wait(ctx, pace, holder, within); err != nil {
+			t.Fatalf("%s not let through within %s: %v", holder, within, err)
+		}
+		return time.Now()
+	}
+	held := func(t *testing.T, pace slackapi.Pace, holder string, block time.Duration) {
+		t.Helper()
+		var we *slackapi.WaitError
+		if err := p.Wait(ctx, pace, holder, block); !errors.As(err, &we) {
+			t.Fatalf("%s let through while another call holds the pace (err %v)", holder, err)
+		}
+	}
+
+	tests := []struct {
+		name string
+		run  func(t *testing.T, pace slackapi.Pace)
+	}{
+		{"the next call waits for Done, then Every", func(t *testing.T, pace slackapi.Pace) {
+			grant(t, pace, "a", time.Second)
+			held(t, pace, "b", 4*every) // a is still "in flight"
+			if err := p.Done(ctx, pace, "a"); err != nil {
+				t.Fatal(err)
+			}
+			done := time.Now()
+			if got := grant(t, pace, "b", time.Second); got.Sub(done) < every {
+				t.Fatalf("b let through %s after a ended, want ≥ %s", got.Sub(done), every)
+			}
+		}},
+		{"a caller that never calls Done holds the pace for Hold only", func(t *testing.T, pace slackapi.Pace) {
+			start := grant(t, pace, "a", time.Second)
+			if got := grant(t, pace, "b", 2*time.Second); got.Sub(start) < pace.Hold+every {
+				t.Fatalf("b let through %s after a dead caller's grant, want ≥ Hold + Every = %s", got.Sub(start), pace.Hold+every)
+			}
+		}},
+		{"a late Done does not release another call", func(t *testing.T, pace slackapi.Pace) {
+			grant(t, pace, "a", time.Second)
+			grant(t, pace, "b", 2*time.Second) // after a's hold ran out
+			if err := p.Done(ctx, pace, "a"); err != nil {
+				t.Fatal(err)
+			}
+			held(t, pace, "c", 4*every) // b is still in flight
+			if err := p.Done(ctx, pace, "b"); err != nil {
+				t.Fatal(err)
+			}
+			grant(t, pace, "c", time.Second)
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.run(t, slackapi.Pace{Tenant: fmt.Sprintf("E%02d", i), Method: slackapi.MethodExternalTeamsDisconnect,
+				Every: every, Hold: 200 * time.Millisecond})
+		})
 	}
 }

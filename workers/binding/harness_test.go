@@ -51,6 +51,8 @@ type env struct {
 type envOpts struct {
 	scopes []string
 	appID  string
+	// slackHTTP, when set, is the HTTP client of the worker's Slack calls.
+	slackHTTP *http.Client
 }
 
 func startEnv(t *testing.T, o envOpts) *env {
@@ -104,7 +106,7 @@ func startEnv(t *testing.T, o envOpts) *env {
 
 	e.binding, err = binding.New(binding.Config{Installations: e.installs, Bindings: e.bindings, Mappings: e.mappings,
 		States: states, Locker: store.NewLocker(rdb), Idempotency: store.NewIdempotency(rdb), Keys: e.keys,
-		Slack: &slackapi.OAuthApp{APIURL: e.slack.APIURL(), ClientID: e.slack.ClientID(), ClientSecret: e.slack.ClientSecret()},
+		Slack: &slackapi.OAuthApp{APIURL: e.slack.APIURL(), ClientID: e.slack.ClientID(), ClientSecret: e.slack.ClientSecret(), HTTP: o.slackHTTP},
 		Org:   orgClient, Publish: pub, PublicURL: e.ingress.URL, OrgCheckEvery: -1, RefreshEvery: time.Hour, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -193,56 +193,23 @@ func (w *Worker) RefreshDue(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// RefreshInstall refreshes one install's bot token if it is due, under the
-// install's lock: a refresh revokes the old refresh token, so two workers
-// refreshing the same install at once would break it. A worker that finds the
-// lock taken leaves the refresh to its holder and reports false.
+// RefreshInstall refreshes one install's bot token if it is due (see
+// [Tokens.Refresh]); false when it was not due or another worker holds the
+// install's lock.
 func (w *Worker) RefreshInstall(ctx context.Context, app, ent, team string) (bool, error) {
-	lock, err := w.cfg.Locker.Obtain(ctx, store.InstallLockKey(app, ent, team), 30*time.Second)
-	if errors.Is(err, store.ErrNotObtained) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer lock.Release(context.WithoutCancel(ctx))
-	in, err := w.cfg.Installations.Get(ctx, app, ent, team)
-	if err != nil {
-		return false, err
-	}
-	// Re-read under the lock: another worker may just have refreshed it.
-	if in.BotRefreshToken == "" || time.Until(in.TokenExpiresAt) > w.cfg.RefreshAhead {
-		return false, nil
-	}
-	resp, err := w.cfg.Slack.Refresh(ctx, in.BotRefreshToken.Reveal())
-	if err != nil {
-		return false, fmt.Errorf("refreshing install %s/%s: %w", app, in.Tenant(), err)
-	}
-	in.BotToken, in.BotRefreshToken = store.Secret(resp.AccessToken), store.Secret(resp.RefreshToken)
-	in.TokenExpiresAt = time.Now().Add(time.Duration(resp.ExpiresIn) * time.Second).UTC()
-	if err := w.cfg.Installations.SaveFenced(ctx, in, lock); err != nil {
-		return false, err
-	}
-	w.log.Info("bot token refreshed", "app", app, "tenant", in.Tenant(), "expires_at", in.TokenExpiresAt)
-	return true, nil
+	return w.tokens().Refresh(ctx, app, ent, team)
+}
+
+// tokens is the worker's [Tokens].
+func (w *Worker) tokens() *Tokens {
+	return &Tokens{Installations: w.cfg.Installations, Locker: w.cfg.Locker, Slack: w.cfg.Slack,
+		RefreshAhead: w.cfg.RefreshAhead, Log: w.log}
 }
 
 // botClient returns a Web API client with a fresh bot token of the install
-// serving (ent, team), refreshing it first when it is about to expire.
+// serving (ent, team).
 func (w *Worker) botClient(ctx context.Context, app, ent, team string) (*slack.Client, *store.Installation, error) {
-	in, err := w.cfg.Installations.Find(ctx, app, ent, team)
-	if err != nil {
-		return nil, nil, err
-	}
-	if in.BotRefreshToken != "" && time.Until(in.TokenExpiresAt) < 5*time.Minute {
-		if _, err := w.RefreshInstall(ctx, in.AppID, in.EnterpriseID, in.TeamID); err != nil {
-			return nil, nil, err
-		}
-		if in, err = w.cfg.Installations.Get(ctx, in.AppID, in.EnterpriseID, in.TeamID); err != nil {
-			return nil, nil, err
-		}
-	}
-	return w.cfg.Slack.Client(in.BotToken.Reveal()), in, nil
+	return w.tokens().Client(ctx, app, ent, team)
 }
 
 // CheckSlackUser implements mapping.SlackUserChecker with users.info.
@@ -283,13 +250,10 @@ func (w *Worker) CheckSlackUser(ctx context.Context, ws, user string) error {
 	return nil
 }
 
-// Disconnect uninstalls the app from in's workspace (apps.uninstall): Slack
-// then sends app_uninstalled and tokens_revoked, and [Worker.HandleUninstall]
-// clears the install, the binding and the mappings. `orgbridge org disconnect` calls it.
+// Disconnect uninstalls the app from in's workspace with a fresh bot token
+// ([Tokens.Uninstall]): Slack then sends app_uninstalled and tokens_revoked,
+// and [Worker.HandleUninstall] clears the install, the binding and the
+// mappings. `orgbridge org disconnect` goes through [Tokens.Uninstall] too.
 func (w *Worker) Disconnect(ctx context.Context, in *store.Installation) error {
-	_, fresh, err := w.botClient(ctx, in.AppID, in.EnterpriseID, in.TeamID)
-	if err != nil {
-		return err
-	}
-	return w.cfg.Slack.Uninstall(ctx, fresh.BotToken.Reveal())
+	return w.tokens().Uninstall(ctx, in)
 }

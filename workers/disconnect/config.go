@@ -20,9 +20,11 @@ type Config struct {
 
 	// TimeScale is config.TimeScale / the emulator's scale (default 1).
 	TimeScale float64
-	// PaceMargin stretches Slack's tier intervals (default 0.02 = 2 %) and
-	// PaceMinGap adds real time between calls (default 5ms) so network jitter
-	// never lets two calls land closer than Slack allows.
+	// PaceMargin stretches Slack's tier intervals (default 0.01 = 1 %) and
+	// PaceMinGap adds real time between calls (default 1ms), against clock
+	// drift between Redis and Slack. Network and scheduling jitter need no
+	// margin: each call is spaced from the end of the previous one, so the
+	// pacing holds at any TimeScale (see slackapi.Pacer).
 	PaceMargin float64
 	PaceMinGap time.Duration
 	// MaxBlock is the longest a handler sleeps for its call slot (real); a
@@ -48,8 +50,15 @@ type Config struct {
 	ConfirmFirst, ConfirmMax, ConfirmDeadline time.Duration
 
 	// RecordTTL is how long request records are kept after their last change
-	// (default 90 days). The audit trail is kept until an operator trims it.
+	// (default 90 days).
 	RecordTTL time.Duration
+	// AuditRetention is how long audit entries are kept (real, default 400
+	// days, so a yearly audit always finds the whole year). Every write trims
+	// the enterprise's trail of entries older than that (XTRIM MINID ~, which
+	// frees whole stream nodes, so a few older entries may linger in Redis),
+	// Run trims every trail once an hour for enterprises that went quiet, and
+	// reads never return entries older than the retention.
+	AuditRetention time.Duration
 	// PolicyTick is how often Run looks for due policies (real, default 30s).
 	PolicyTick time.Duration
 	// WorkerID names this replica in the audit trail (default: none).
@@ -57,6 +66,10 @@ type Config struct {
 	// Now is the clock policies are scheduled by (default time.Now).
 	Now func() time.Time
 }
+
+// DefaultAuditRetention is how long audit entries are kept unless
+// Config.AuditRetention says otherwise: 400 days, a year and some slack.
+const DefaultAuditRetention = 400 * 24 * time.Hour
 
 func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
@@ -75,9 +88,9 @@ func (c Config) withDefaults() Config {
 		c.TimeScale = 1
 	}
 	if c.PaceMargin == 0 {
-		c.PaceMargin = 0.02
+		c.PaceMargin = 0.01
 	}
-	def(&c.PaceMinGap, 5*time.Millisecond)
+	def(&c.PaceMinGap, time.Millisecond)
 	def(&c.CallTimeout, 20*time.Second)
 	if c.CallTimeout >= c.AckWait {
 		c.CallTimeout = c.AckWait * 2 / 3
@@ -94,6 +107,7 @@ func (c Config) withDefaults() Config {
 	def(&c.ConfirmMax, 10*time.Minute)
 	def(&c.ConfirmDeadline, time.Hour)
 	def(&c.RecordTTL, 90*24*time.Hour)
+	def(&c.AuditRetention, DefaultAuditRetention)
 	def(&c.PolicyTick, 30*time.Second)
 	if c.Now == nil {
 		c.Now = time.Now
@@ -114,8 +128,11 @@ func (c Config) Validate() error {
 	if c.PaceMargin < 0 {
 		errs = append(errs, fmt.Errorf("pace margin %v must not be negative", c.PaceMargin))
 	}
+	if c.AuditRetention < 24*time.Hour {
+		errs = append(errs, fmt.Errorf("audit retention %s must be at least a day (default %s)", c.AuditRetention, DefaultAuditRetention))
+	}
 	if c.AckWait < 0 || c.CallTimeout < 0 || c.RetryMin < 0 || c.RetryMax < c.RetryMin || c.ConfirmFirst < 0 ||
-		c.ConfirmMax < c.ConfirmFirst || c.ConfirmDeadline < c.ConfirmFirst || c.PolicyTick < 0 || c.MaxBlock < 0 {
+		c.ConfirmMax < c.ConfirmFirst || c.ConfirmDeadline < c.ConfirmFirst || c.PolicyTick < 0 || c.MaxBlock < 0 || c.PaceMinGap < 0 {
 		errs = append(errs, errors.New("durations must be positive, with RetryMin ≤ RetryMax and ConfirmFirst ≤ ConfirmMax, ConfirmDeadline"))
 	}
 	if c.MaxAttempts < 1 || c.MaxUnknownAttempts < 1 {

@@ -8,3 +8,6 @@ import "context"
 func SetAfterCallHook(w *Worker, f func(ctx context.Context, requestID string) error) {
 	w.afterCall = f
 }
+
+// AuditKey is the Redis stream holding e's audit trail (tests only).
+func AuditKey(e string) string { return auditKey(e) }

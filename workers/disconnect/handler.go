@@ -284,6 +284,7 @@ func (w *Worker) attempt(ctx context.Context, rec Record) error {
 	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
 	resp, callErr := w.slack.DisconnectExternalTeam(cctx, in.Token.Reveal(), rec.TargetTeam)
 	cancel()
+	w.callDone(ctx, pace, rec.RequestID)
 	if w.afterCall != nil {
 		if err := w.afterCall(ctx, rec.RequestID); err != nil {
 			return err
@@ -505,7 +506,10 @@ func (w *Worker) externalTeams(ctx context.Context, e, holder string, maxBlock t
 			}
 			return nil, err
 		}
-		page, _, err := w.slack.ListExternalTeams(ctx, in.Token.Reveal(), slackapi.ListExternalTeamsParams{Limit: 1000, Cursor: cursor})
+		cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+		page, _, err := w.slack.ListExternalTeams(cctx, in.Token.Reveal(), slackapi.ListExternalTeamsParams{Limit: 1000, Cursor: cursor})
+		cancel()
+		w.callDone(ctx, pace, holder)
 		var rl *slack.RateLimitedError
 		if errors.As(err, &rl) {
 			after := w.cfg.real(rl.RetryAfter)

@@ -3,11 +3,14 @@ package disconnect_test
 import (
 	"context"
 	"fmt"
-	"github.com/orgbridge/orgbridge/internal/store"
+	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/orgbridge/orgbridge/internal/store"
 
 	"github.com/orgbridge/orgbridge/events"
 	slackemu "github.com/orgbridge/orgbridge/internal/emulator/slack"
@@ -262,51 +265,105 @@ func TestNotBefore(t *testing.T) {
 	}
 }
 
+// TestPacingTwoReplicas runs two replicas over one queue at high time
+// scales, where a Tier 1 minute is tens of milliseconds of real time, and
+// with calls that reach Slack late (a stalled goroutine, a slow connection):
+// Slack must never answer 429, and calls must land a full emulated minute
+// apart.
 func TestPacingTwoReplicas(t *testing.T) {
-	e := newEnv(t, slackemu.Config{ExternalTeams: 12})
-	w1 := e.worker(disconnect.Config{WorkerID: "w1", Concurrency: 4})
-	w2 := e.worker(disconnect.Config{WorkerID: "w2", Concurrency: 4})
-	e.run(w1, 5*time.Second)
-	e.run(w2, 5*time.Second)
-	teams := e.emu.World().Enterprises[0].ExternalTeams
-	const n = 10
-	for i := range n {
-		e.request(fmt.Sprintf("pace-%d", i), teams[i].ID)
+	tests := []struct {
+		name  string
+		scale float64
+		// late delays the disconnect calls on their way to Slack, in turn.
+		late []time.Duration
+	}{
+		{name: "scale 1200", scale: 1200},
+		{name: "scale 1200, calls arriving late", scale: 1200,
+			late: []time.Duration{30 * time.Millisecond, 0, 75 * time.Millisecond, 0, 5 * time.Millisecond, 40 * time.Millisecond, 0}},
+		{name: "scale 3000, calls arriving late", scale: 3000,
+			late: []time.Duration{15 * time.Millisecond, 0, 30 * time.Millisecond, 2 * time.Millisecond, 0}},
 	}
-	for i := range n {
-		if res := e.final(t, fmt.Sprintf("pace-%d", i), 30*time.Second); res.State != events.DisconnectCompleted {
-			t.Fatalf("pace-%d = %+v", i, res)
-		}
-	}
-	calls := e.disconnectCalls("")
-	if len(calls) != n {
-		t.Fatalf("disconnect calls = %d, want %d", len(calls), n)
-	}
-	for i, c := range calls {
-		if c.Status == 429 || !c.OK {
-			t.Fatalf("call %d was refused: %+v", i, c)
-		}
-		if i > 0 {
-			if gap := c.Time.Sub(calls[i-1].Time); gap < time.Minute {
-				t.Fatalf("calls %d and %d only %s apart (emulated); Tier 1 allows one a minute", i-1, i, gap)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, slackemu.Config{TimeScale: tt.scale, ExternalTeams: 12})
+			if tt.late != nil {
+				sc, err := slackapi.New(e.emu.APIURL(), slackapi.WithHTTPClient(&lateClient{
+					hc: &http.Client{}, method: slackapi.MethodExternalTeamsDisconnect, delays: tt.late}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.slack = sc
 			}
+			w1 := e.worker(disconnect.Config{WorkerID: "w1", Concurrency: 4, TimeScale: tt.scale})
+			w2 := e.worker(disconnect.Config{WorkerID: "w2", Concurrency: 4, TimeScale: tt.scale})
+			e.run(w1, 5*time.Second)
+			e.run(w2, 5*time.Second)
+			teams := e.emu.World().Enterprises[0].ExternalTeams
+			const n = 10
+			for i := range n {
+				e.request(fmt.Sprintf("pace-%d", i), teams[i].ID)
+			}
+			for i := range n {
+				if res := e.final(t, fmt.Sprintf("pace-%d", i), 30*time.Second); res.State != events.DisconnectCompleted {
+					t.Fatalf("pace-%d = %+v", i, res)
+				}
+			}
+			for _, c := range e.emu.Calls("") {
+				if c.Status == http.StatusTooManyRequests {
+					t.Errorf("Slack answered 429 to %s at %s", c.Method, c.Time.Format("15:04:05.000"))
+				}
+			}
+			calls := e.disconnectCalls("")
+			if len(calls) != n {
+				t.Fatalf("disconnect calls = %d, want %d", len(calls), n)
+			}
+			slices.SortFunc(calls, func(a, b slackemu.Call) int { return a.Time.Compare(b.Time) })
+			for i, c := range calls {
+				if !c.OK {
+					t.Fatalf("call %d was refused: %+v", i, c)
+				}
+				if i > 0 {
+					if gap := c.Time.Sub(calls[i-1].Time); gap < time.Minute {
+						t.Fatalf("calls %d and %d only %s apart (emulated); Tier 1 allows one a minute", i-1, i, gap)
+					}
+				}
+			}
+			byWorker := map[string]int{}
+			trail, _ := w1.Store().Audit(context.Background(), disconnect.AuditFilter{})
+			for _, a := range trail {
+				if a.Event == "slack_call" {
+					byWorker[a.Worker]++
+				}
+			}
+			if byWorker["w1"]+byWorker["w2"] != n {
+				t.Fatalf("calls by worker = %v", byWorker)
+			}
+		})
+	}
+}
+
+// lateClient sends calls of method after the next of delays, as a busy
+// machine or a slow network would: the pacer let them through on time, but
+// Slack sees them late.
+type lateClient struct {
+	hc     *http.Client
+	method string
+	delays []time.Duration
+	n      atomic.Int64
+}
+
+func (c *lateClient) Do(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/"+c.method) {
+		d := c.delays[int(c.n.Add(1)-1)%len(c.delays)]
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-req.Context().Done():
+			t.Stop()
+			return nil, req.Context().Err()
 		}
 	}
-	for _, c := range e.emu.Calls(slackapi.MethodExternalTeamsList) {
-		if c.Status == 429 {
-			t.Fatalf("a list call was rate limited: %+v", c)
-		}
-	}
-	byWorker := map[string]int{}
-	trail, _ := w1.Store().Audit(context.Background(), disconnect.AuditFilter{})
-	for _, a := range trail {
-		if a.Event == "slack_call" {
-			byWorker[a.Worker]++
-		}
-	}
-	if byWorker["w1"]+byWorker["w2"] != n {
-		t.Fatalf("calls by worker = %v", byWorker)
-	}
+	return c.hc.Do(req)
 }
 
 // TestKilledMidCall stops a worker right after Slack accepted the call but

@@ -81,17 +81,29 @@ type AuditEntry struct {
 // Every key of an enterprise carries it as the hash tag; the few global
 // indexes (enterprises, request id → enterprise) live under ob:{_}.
 type Store struct {
-	rdb redis.UniversalClient
-	ttl time.Duration
+	rdb       redis.UniversalClient
+	ttl       time.Duration
+	retention time.Duration
+	now       func() time.Time
 }
 
 // NewStore returns a Store over rdb; records expire recordTTL after their
-// last change (0: 90 days). The audit trail does not expire.
-func NewStore(rdb redis.UniversalClient, recordTTL time.Duration) *Store {
+// last change (0: 90 days), audit entries auditRetention after they were
+// written (0: [DefaultAuditRetention]).
+func NewStore(rdb redis.UniversalClient, recordTTL, auditRetention time.Duration) *Store {
 	if recordTTL <= 0 {
 		recordTTL = 90 * 24 * time.Hour
 	}
-	return &Store{rdb: rdb, ttl: recordTTL}
+	if auditRetention <= 0 {
+		auditRetention = DefaultAuditRetention
+	}
+	return &Store{rdb: rdb, ttl: recordTTL, retention: auditRetention, now: time.Now}
+}
+
+// auditMinID is the oldest audit stream id kept: entries written more than
+// the retention ago fall below it.
+func (s *Store) auditMinID() string {
+	return strconv.FormatInt(s.now().Add(-s.retention).UnixMilli(), 10)
 }
 
 func recordKey(e, id string) string     { return store.Key(e, "disconnect", "request", id) }
@@ -283,19 +295,39 @@ func (s *Store) Joiners(ctx context.Context, e, active string) ([]string, error)
 }
 
 // Append adds an entry to the enterprise's audit trail (a Redis stream, only
-// ever appended to).
+// ever appended to) and trims entries older than the retention from it.
 func (s *Store) Append(ctx context.Context, a AuditEntry) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
 	pipe := s.rdb.Pipeline()
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: auditKey(a.EnterpriseID), Values: []any{"e", b}})
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: auditKey(a.EnterpriseID), MinID: s.auditMinID(), Approx: true, Values: []any{"e", b}})
 	pipe.SAdd(ctx, enterprisesKey, a.EnterpriseID)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("disconnect: appending to the audit trail of %s: %w", a.EnterpriseID, err)
 	}
 	return nil
+}
+
+// TrimAudit removes entries older than the retention from every
+// enterprise's audit trail, for trails nothing was written to lately. It
+// returns how many entries went.
+func (s *Store) TrimAudit(ctx context.Context) (int64, error) {
+	ents, err := s.Enterprises(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	minID := s.auditMinID()
+	for _, e := range ents {
+		k, err := s.rdb.XTrimMinIDApprox(ctx, auditKey(e), minID, 0).Result()
+		if err != nil {
+			return n, fmt.Errorf("disconnect: trimming the audit trail of %s: %w", e, err)
+		}
+		n += k
+	}
+	return n, nil
 }
 
 // AuditFilter selects audit entries.
@@ -314,9 +346,11 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) 
 			return nil, err
 		}
 	}
-	start := "-"
-	if !f.Since.IsZero() {
-		start = strconv.FormatInt(f.Since.UnixMilli(), 10)
+	// Approximate trimming leaves some entries past the retention; they are
+	// not returned either.
+	start := s.auditMinID()
+	if since := f.Since.UnixMilli(); !f.Since.IsZero() && since > s.now().Add(-s.retention).UnixMilli() {
+		start = strconv.FormatInt(since, 10)
 	}
 	var out []AuditEntry
 	for _, e := range ents {

@@ -104,7 +104,7 @@ func New(d Deps, cfg Config) (*Worker, error) {
 		cfg.MaxBlock = min(3*slackapi.PaceEvery(slackapi.Tier1, cfg.TimeScale, cfg.PaceMargin, cfg.PaceMinGap), 2*time.Second)
 	}
 	return &Worker{
-		cfg: cfg, js: d.JS, pub: events.NewPublisher(d.JS), store: NewStore(d.Redis, cfg.RecordTTL),
+		cfg: cfg, js: d.JS, pub: events.NewPublisher(d.JS), store: NewStore(d.Redis, cfg.RecordTTL, cfg.AuditRetention),
 		installs: d.Installations, slack: d.Slack, pacer: slackapi.NewPacer(d.Redis),
 		locker: store.NewLocker(d.Redis), idem: store.NewIdempotency(d.Redis), log: d.Logger,
 	}, nil
@@ -136,14 +136,25 @@ func (w *Worker) Register(r *bus.Runner) error {
 	return r.Register(w.ConsumerConfig(), w.Handle)
 }
 
-// Run fires due policies until ctx ends; one replica at a time does it,
-// under a Redis lock.
+// Run fires due policies until ctx ends (one replica at a time does it,
+// under a Redis lock) and trims audit trails past the retention once an hour.
 func (w *Worker) Run(ctx context.Context) error {
 	t := time.NewTicker(w.cfg.PolicyTick)
 	defer t.Stop()
+	var trimmed time.Time
 	for {
 		if err := w.RunDuePolicies(ctx); err != nil && ctx.Err() == nil {
 			w.log.Warn("disconnect: running due policies", slog.Any("error", err))
+		}
+		if time.Since(trimmed) >= time.Hour {
+			n, err := w.store.TrimAudit(ctx)
+			if err != nil && ctx.Err() == nil {
+				w.log.Warn("disconnect: trimming audit trails", slog.Any("error", err))
+			}
+			if n > 0 {
+				w.log.Info("disconnect: trimmed audit trails", slog.Int64("entries", n), slog.Duration("retention", w.cfg.AuditRetention))
+			}
+			trimmed = time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -156,15 +167,26 @@ func (w *Worker) Run(ctx context.Context) error {
 // AdminHandler serves the admin API; see admin.go.
 func (w *Worker) AdminHandler() http.Handler { return w.adminHandler() }
 
-// disconnectPace and listPace space calls per enterprise.
+// disconnectPace and listPace space calls per enterprise. A call holds its
+// pace until it ends (at most CallTimeout), and the next one goes out a tier
+// interval after that, so calls reach Slack a full interval apart however
+// late the previous one arrived.
 func (w *Worker) disconnectPace(e string) slackapi.Pace {
-	return slackapi.Pace{Tenant: e, Method: slackapi.MethodExternalTeamsDisconnect,
+	return slackapi.Pace{Tenant: e, Method: slackapi.MethodExternalTeamsDisconnect, Hold: w.cfg.CallTimeout,
 		Every: slackapi.PaceEvery(slackapi.Tier1, w.cfg.TimeScale, w.cfg.PaceMargin, w.cfg.PaceMinGap)}
 }
 
 func (w *Worker) listPace(e string) slackapi.Pace {
-	return slackapi.Pace{Tenant: e, Method: slackapi.MethodExternalTeamsList,
+	return slackapi.Pace{Tenant: e, Method: slackapi.MethodExternalTeamsList, Hold: w.cfg.CallTimeout,
 		Every: slackapi.PaceEvery(slackapi.Tier2, w.cfg.TimeScale, w.cfg.PaceMargin, w.cfg.PaceMinGap)}
+}
+
+// callDone tells the pacer a call ended, whatever happened to ctx.
+func (w *Worker) callDone(ctx context.Context, pace slackapi.Pace, holder string) {
+	if err := w.pacer.Done(context.WithoutCancel(ctx), pace, holder); err != nil {
+		// The call's hold runs out on its own (CallTimeout); only pacing slows.
+		w.log.Warn("disconnect: releasing the pace", slog.String("enterprise", pace.Tenant), slog.String("method", pace.Method), slog.Any("error", err))
+	}
 }
 
 // PublishRequest fills in the schema version and, when empty, a request id,

@@ -245,7 +245,7 @@ func FuzzParseCSV(f *testing.F) {
 // BenchmarkLookup measures the org-user lookup from Redis (the request/reply
 // service adds one NATS round trip) and reports p50/p99.
 func BenchmarkLookup(b *testing.B) {
-	w, _, n := newTestWorker(b)
+	w, r, n := newTestWorker(b)
 	ctx := context.Background()
 	for i := range 1000 {
 		_, _ = w.Store().Connect(ctx, &Mapping{Workspace: "T1", SlackUserID: fmt.Sprintf("U%d", i), OrgID: org1,
@@ -254,6 +254,13 @@ func BenchmarkLookup(b *testing.B) {
 	runCtx, stop := context.WithCancel(ctx)
 	go func() { _ = w.Run(runCtx) }()
 	defer stop()
+	// The ceiling on this machine: one Redis round trip, nothing decoded.
+	b.Run("redis-get-ceiling", func(b *testing.B) {
+		if err := r.Client.Set(ctx, "ceiling-probe", "x", 0).Err(); err != nil {
+			b.Fatal(err)
+		}
+		benchLat(b, func(i int) error { return r.Client.Get(ctx, "ceiling-probe").Err() })
+	})
 	b.Run("store", func(b *testing.B) {
 		benchLat(b, func(i int) error { _, err := w.Store().Get(ctx, "T1", fmt.Sprintf("U%d", i%1000)); return err })
 	})
