@@ -1,0 +1,105 @@
+package binding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/orgbridge/orgbridge/internal/slackapi"
+	"github.com/orgbridge/orgbridge/internal/store"
+)
+
+// Tokens keeps installs' rotating bot tokens fresh. The worker uses it for
+// every Web API call and `orgbridge org disconnect` uses it for apps.uninstall,
+// so neither calls Slack with a token that has expired.
+type Tokens struct {
+	Installations *store.Installations
+	Locker        *store.Locker
+	Slack         *slackapi.OAuthApp
+	// RefreshAhead: a token expiring within it is refreshed (default 1h).
+	RefreshAhead time.Duration
+	Log          *slog.Logger
+}
+
+func (t *Tokens) ahead() time.Duration {
+	if t.RefreshAhead == 0 {
+		return DefaultRefreshAhead
+	}
+	return t.RefreshAhead
+}
+
+func (t *Tokens) log() *slog.Logger {
+	if t.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return t.Log
+}
+
+// Refresh refreshes one install's bot token if it is due, under the
+// install's lock: a refresh revokes the old refresh token, so two workers
+// refreshing the same install at once would break it. A caller that finds the
+// lock taken leaves the refresh to its holder and gets false.
+func (t *Tokens) Refresh(ctx context.Context, app, ent, team string) (bool, error) {
+	lock, err := t.Locker.Obtain(ctx, store.InstallLockKey(app, ent, team), 30*time.Second)
+	if errors.Is(err, store.ErrNotObtained) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer lock.Release(context.WithoutCancel(ctx))
+	in, err := t.Installations.Get(ctx, app, ent, team)
+	if err != nil {
+		return false, err
+	}
+	// Re-read under the lock: another worker may just have refreshed it.
+	if in.BotRefreshToken == "" || time.Until(in.TokenExpiresAt) > t.ahead() {
+		return false, nil
+	}
+	resp, err := t.Slack.Refresh(ctx, in.BotRefreshToken.Reveal())
+	if err != nil {
+		return false, fmt.Errorf("refreshing install %s/%s: %w", app, in.Tenant(), err)
+	}
+	in.BotToken, in.BotRefreshToken = store.Secret(resp.AccessToken), store.Secret(resp.RefreshToken)
+	in.TokenExpiresAt = time.Now().Add(time.Duration(resp.ExpiresIn) * time.Second).UTC()
+	if err := t.Installations.SaveFenced(ctx, in, lock); err != nil {
+		return false, err
+	}
+	t.log().Info("bot token refreshed", "app", app, "tenant", in.Tenant(), "expires_at", in.TokenExpiresAt)
+	return true, nil
+}
+
+// Client returns a Web API client with a fresh bot token of the install
+// serving (ent, team) ([store.Installations.Find]: a member workspace of a
+// Grid org falls back to the org-wide install), refreshing the token first
+// when it expires within five minutes.
+func (t *Tokens) Client(ctx context.Context, app, ent, team string) (*slack.Client, *store.Installation, error) {
+	in, err := t.Installations.Find(ctx, app, ent, team)
+	if err != nil {
+		return nil, nil, err
+	}
+	if in.BotRefreshToken != "" && time.Until(in.TokenExpiresAt) < 5*time.Minute {
+		if _, err := t.Refresh(ctx, in.AppID, in.EnterpriseID, in.TeamID); err != nil {
+			return nil, nil, err
+		}
+		if in, err = t.Installations.Get(ctx, in.AppID, in.EnterpriseID, in.TeamID); err != nil {
+			return nil, nil, err
+		}
+	}
+	return t.Slack.Client(in.BotToken.Reveal()), in, nil
+}
+
+// Uninstall uninstalls the app from in's workspace (apps.uninstall) with a
+// fresh bot token: Slack then sends app_uninstalled and tokens_revoked, and
+// [Worker.HandleUninstall] clears the install, the binding and the mappings.
+func (t *Tokens) Uninstall(ctx context.Context, in *store.Installation) error {
+	_, fresh, err := t.Client(ctx, in.AppID, in.EnterpriseID, in.TeamID)
+	if err != nil {
+		return err
+	}
+	return t.Slack.Uninstall(ctx, fresh.BotToken.Reveal())
+}
