@@ -22,8 +22,9 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		"prints events/s, p50/p99 ack latency and the ingress's ratio to both ceilings.",
 		envVar{"SLACK_SIGNING_SECRET", "signing secret of the ingress given with --target"})
 	fs.IntVar(&opts.Concurrency, "concurrency", 64, "concurrent senders")
-	fs.DurationVar(&opts.Duration, "duration", 10*time.Second, "measured time per phase")
+	fs.DurationVar(&opts.Duration, "duration", 5*time.Second, "measured time per phase")
 	fs.DurationVar(&opts.Warmup, "warmup", 2*time.Second, "unmeasured warm-up per phase")
+	fs.IntVar(&opts.Rounds, "rounds", 3, "rounds of the three phases, interleaved; the median round is reported")
 	fs.IntVar(&opts.PayloadBytes, "payload", 600, "size of each signed event in bytes")
 	fs.StringVar(&opts.Target, "target", "", "URL of a running ingress's /slack/events to load instead of an in-process one")
 	conns := fs.String("conns", "both", "how senders connect: reuse (keep-alive), new (a connection per request, as many webhook senders do) or both")
@@ -31,8 +32,8 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	if opts.Concurrency < 1 || opts.Duration <= 0 || opts.PayloadBytes < 200 {
-		return usagef("--concurrency must be ≥ 1, --duration > 0 and --payload ≥ 200")
+	if opts.Concurrency < 1 || opts.Duration <= 0 || opts.PayloadBytes < 200 || opts.Rounds < 1 {
+		return usagef("--concurrency and --rounds must be ≥ 1, --duration > 0 and --payload ≥ 200")
 	}
 	if opts.Target != "" {
 		opts.Secret = c.getenv("SLACK_SIGNING_SECRET")
@@ -69,7 +70,11 @@ func printIngressReport(c *cli, rep bench.IngressReport) {
 	if opts.NewConnEach {
 		conns = "a new connection per request"
 	}
-	fmt.Fprintf(c.stdout, "\ningress benchmark: %d senders, %d-byte signed events, %s, %s per phase\n", opts.Concurrency, opts.PayloadBytes, conns, opts.Duration)
+	fmt.Fprintf(c.stdout, "\ningress benchmark: %d senders, %d-byte signed events, %s, %s per phase, median of %d rounds\n",
+		opts.Concurrency, opts.PayloadBytes, conns, opts.Duration, len(rep.Rounds))
+	for i, r := range rep.Rounds {
+		fmt.Fprintf(c.stdout, "  round %d: ingress/HTTP %.2f, ingress/publish %.2f\n", i+1, r.RatioToHTTP(), r.RatioToPublish())
+	}
 	fmt.Fprintln(c.stdout, rep.HTTPFloor)
 	fmt.Fprintln(c.stdout, rep.Ingress)
 	fmt.Fprintln(c.stdout, rep.BarePublish)
