@@ -201,7 +201,7 @@ func runDisconnect(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer rdb.Close()
-	st := disconnect.NewStore(rdb, 0, 0)
+	st := disconnect.NewStore(rdb, 0, cfg.AuditRetention)
 	switch sub {
 	case "status":
 		rec, err := st.Find(ctx, fs.Arg(0))
@@ -268,7 +268,7 @@ func runDisconnect(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		w, err := disconnect.New(disconnect.Deps{JS: js, Redis: rdb, Slack: sc, Installations: installs},
-			disconnect.Config{TimeScale: cfg.TimeScale})
+			disconnect.Config{TimeScale: cfg.TimeScale, AuditRetention: cfg.AuditRetention})
 		if err != nil {
 			return err
 		}

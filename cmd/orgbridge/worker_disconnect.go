@@ -31,7 +31,7 @@ func newDisconnectWorker(d workerDeps) (*disconnect.Worker, error) {
 		JS: d.js, Redis: d.rdb, Slack: sc,
 		Installations: installs,
 		Logger:        d.log.With("worker", "disconnect"),
-	}, disconnect.Config{TimeScale: d.cfg.TimeScale, WorkerID: host})
+	}, disconnect.Config{TimeScale: d.cfg.TimeScale, WorkerID: host, AuditRetention: d.cfg.AuditRetention})
 }
 
 // disconnectInstallations reads org-wide installs of this Slack app from the

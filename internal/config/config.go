@@ -70,6 +70,7 @@ func Vars() []Var {
 		{"ORG_CLIENT_SECRET", "", "org connected-app client secret"},
 		{"ORGBRIDGE_SLACK_EMULATOR_ADDR", DefaultSlackEmulatorAddr, "dev and emulate: where the Slack emulator listens"},
 		{"ORGBRIDGE_ORG_EMULATOR_ADDR", DefaultOrgEmulatorAddr, "dev and emulate: where the org emulator listens"},
+		{"ORGBRIDGE_AUDIT_RETENTION", "400d", "how long the disconnect audit trail is kept (at least 1d)"},
 		{"ORGBRIDGE_TIME_SCALE", "1", "dev and tests only: emulated time runs this many times faster (rate limits, delays)"},
 	}
 }
@@ -96,6 +97,8 @@ type Config struct {
 	AdminToken     Secret
 	Slack          SlackApp
 	Org            OrgApp
+	// AuditRetention bounds the disconnect audit trail; zero means the worker's default.
+	AuditRetention time.Duration
 	// TimeScale speeds emulated time up (dev and tests against the emulators); 1 in production.
 	TimeScale float64
 }
@@ -196,6 +199,11 @@ func Load(getenv func(string) string) (Config, error) {
 			if *d.dst, err = ParseDuration(v); err != nil {
 				return c, &Error{d.name, err.Error()}
 			}
+		}
+	}
+	if v := getenv("ORGBRIDGE_AUDIT_RETENTION"); v != "" {
+		if c.AuditRetention, err = ParseDuration(v); err != nil || c.AuditRetention < 24*time.Hour {
+			return c, &Error{"ORGBRIDGE_AUDIT_RETENTION", fmt.Sprintf("%q is not a duration of at least 1d", v)}
 		}
 	}
 	c.Streams.Replicas = 1

@@ -116,7 +116,7 @@ func advice(code string) string {
 	case "missing_scope", "not_allowed_token_type", "no_permission", "is_bot":
 		return "the installation lacks what the method needs (an org-level bot token with conversations.connect:manage): reinstall with that scope"
 	case "invalid_target_team":
-		return "Slack does not know that team as connected to this org: check the team id with `orgbridge disconnect policy run --dry-run` or team.externalTeams.list"
+		return "Slack does not know that team as connected to this org: check the team id (a request with dry_run, `orgbridge disconnect request … --dry-run`, shows how Slack lists it)"
 	case "restricted_action", "enterprise_is_restricted", "access_denied", "user_is_restricted", "two_factor_setup_required", "ekm_access_denied":
 		return "the org's settings forbid the disconnect: an org admin must allow it, then send the request again"
 	case "method_deprecated", "deprecated_endpoint":

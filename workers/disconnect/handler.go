@@ -385,6 +385,11 @@ func (w *Worker) submitted(ctx context.Context, rec Record, msg string) error {
 // confirm checks team.externalTeams.list for a submitted request.
 func (w *Worker) confirm(ctx context.Context, rec Record) error {
 	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.TargetTeam, rec.RequestID)
+	if code, final := listFailure(err); final {
+		return w.transition(ctx, &rec, events.DisconnectUnconfirmed, code,
+			"Slack accepted the disconnect, but orgbridge cannot check it: "+listAdvice(code)+"; check "+rec.TargetTeam+" in Slack's admin pages",
+			AuditEntry{Event: "unconfirmed"})
+	}
 	if err != nil {
 		return err
 	}
@@ -415,6 +420,11 @@ func (w *Worker) resolveInFlight(ctx context.Context, rec Record) error {
 		return w.later("a call may still be running", d)
 	}
 	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.TargetTeam, rec.RequestID)
+	if code, final := listFailure(err); final {
+		return w.transition(ctx, &rec, events.DisconnectUnconfirmed, code,
+			"a worker stopped during the call to team.externalTeams.disconnect and orgbridge cannot check whether Slack acted: "+listAdvice(code)+
+				"; orgbridge will not call again on its own: check "+rec.TargetTeam+" in Slack's admin pages", AuditEntry{Event: "unconfirmed"})
+	}
 	if err != nil {
 		return err
 	}
@@ -445,6 +455,29 @@ func (w *Worker) resolveInFlight(ctx context.Context, rec Record) error {
 	return w.later("resolving an interrupted call", w.cfg.real(backoff(w.cfg.ConfirmFirst, w.cfg.ConfirmMax, rec.Checks)))
 }
 
+// listFailure reports whether a failed team.externalTeams.list will fail
+// the same way however often it is retried — Slack refused the token or the
+// request, or the org-wide installation is gone — and Slack's code for it.
+// Anything else (a pacing wait, a 429, a 5xx) is retried.
+func listFailure(err error) (code string, final bool) {
+	switch {
+	case err == nil:
+		return "", false
+	case errors.Is(err, ErrUnknownEnterprise), errors.Is(err, ErrNoGridInstall):
+		return events.DisconnectErrNoGridInstall, true
+	}
+	code = slackapi.ErrorCode(err)
+	return code, code != "" && Classify(code) == Final
+}
+
+// listAdvice says why a list failed and what to do, for a person.
+func listAdvice(code string) string {
+	if code == events.DisconnectErrNoGridInstall {
+		return "the org-wide installation is gone; reinstall the app on the org"
+	}
+	return "team.externalTeams.list answered " + code + "; " + advice(code)
+}
+
 func describeStatus(target string, found bool, status string) string {
 	if !found {
 		return "team.externalTeams.list no longer lists " + target
@@ -455,6 +488,9 @@ func describeStatus(target string, found bool, status string) string {
 // dryRun reports what a request would do, calling nothing but the list.
 func (w *Worker) dryRun(ctx context.Context, rec Record) error {
 	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.TargetTeam, rec.RequestID)
+	if code, final := listFailure(err); final {
+		return w.transition(ctx, &rec, events.DisconnectFailed, code, "dry run: "+listAdvice(code), AuditEntry{Event: "failed"})
+	}
 	if err != nil {
 		return err
 	}

@@ -446,3 +446,43 @@ func TestKilledBeforeSlackActed(t *testing.T) {
 		t.Fatalf("disconnect called %d times, want 1", n)
 	}
 }
+
+// TestConfirmWhenListFails covers a confirmation (or a dry run) whose
+// team.externalTeams.list keeps failing: an error retrying cannot fix (the
+// token was revoked after the call) ends the request for a person to check
+// instead of retrying it forever; a transient one is retried.
+func TestConfirmWhenListFails(t *testing.T) {
+	e := newEnv(t, slackemu.Config{})
+	w := e.worker(disconnect.Config{RetryMin: time.Second, RetryMax: 2 * time.Second})
+	e.run(w, 5*time.Second)
+	targets := e.connected()
+	tests := []struct {
+		name      string
+		fault     slackemu.Fault
+		dryRun    bool
+		want      events.DisconnectState
+		wantError string
+		wantMsg   string
+	}{
+		{name: "token revoked after the call", fault: slackemu.Fault{Method: slackapi.MethodExternalTeamsList, Error: "token_revoked", Count: 1000},
+			want: events.DisconnectUnconfirmed, wantError: "token_revoked", wantMsg: "Slack accepted the disconnect, but orgbridge cannot check it"},
+		{name: "dry run with a token lacking the scope", dryRun: true, fault: slackemu.Fault{Method: slackapi.MethodExternalTeamsList, Error: "missing_scope", Count: 1000},
+			want: events.DisconnectFailed, wantError: "missing_scope", wantMsg: "reinstall with that scope"},
+		{name: "Slack unavailable for a while", fault: slackemu.Fault{Method: slackapi.MethodExternalTeamsList, HTTPStatus: 503, Count: 2},
+			want: events.DisconnectCompleted},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.emu.ClearFaults()
+			if err := e.emu.InjectFault(tt.fault); err != nil {
+				t.Fatal(err)
+			}
+			id := fmt.Sprintf("list-%d", i)
+			e.request(id, targets[i], func(r *events.DisconnectRequest) { r.DryRun = tt.dryRun })
+			res := e.final(t, id, 20*time.Second)
+			if res.State != tt.want || res.Error != tt.wantError || !strings.Contains(res.Message, tt.wantMsg) {
+				t.Fatalf("final = %+v, want %s (%q) saying %q", res, tt.want, tt.wantError, tt.wantMsg)
+			}
+		})
+	}
+}
