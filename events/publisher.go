@@ -32,11 +32,28 @@ type Publisher struct {
 // NewPublisher returns a Publisher over js.
 func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
 
+// PublishOption sets something optional on a published message.
+type PublishOption func(*nats.Msg)
+
+// WithTenant sets the tenant headers ([HeaderTeam], [HeaderEnterprise]) of a
+// message whose subject alone does not carry a Slack tenant (the ORG stream):
+// orgbridge keeps its per-message records under that tenant. Empty values set nothing.
+func WithTenant(team, enterprise string) PublishOption {
+	return func(m *nats.Msg) {
+		if team != "" {
+			m.Header.Set(HeaderTeam, team)
+		}
+		if enterprise != "" {
+			m.Header.Set(HeaderEnterprise, enterprise)
+		}
+	}
+}
+
 // Publish encodes v as JSON and publishes it on subject with msgID as its
-// Nats-Msg-Id and the schema version header. Publishing the same msgID again
-// within the stream's duplicate window stores nothing new and reports
-// PubAck.Duplicate.
-func (p *Publisher) Publish(ctx context.Context, subject, msgID string, v any) (*jetstream.PubAck, error) {
+// Nats-Msg-Id and the schema version header, then applies opts. Publishing the
+// same msgID again within the stream's duplicate window stores nothing new and
+// reports PubAck.Duplicate.
+func (p *Publisher) Publish(ctx context.Context, subject, msgID string, v any, opts ...PublishOption) (*jetstream.PubAck, error) {
 	if msgID == "" {
 		return nil, ErrNoMsgID
 	}
@@ -48,6 +65,9 @@ func (p *Publisher) Publish(ctx context.Context, subject, msgID string, v any) (
 	msg.Data = body
 	msg.Header.Set(HeaderSchema, strconv.Itoa(SchemaVersion))
 	msg.Header.Set(HeaderContentType, "application/json")
+	for _, o := range opts {
+		o(msg)
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,6 +57,9 @@ func newMessage(jm jetstream.Msg, maxDeliver int) (*Message, error) {
 	if tenant == "" {
 		tenant = h.Get(events.HeaderEnterprise)
 	}
+	if tenant == "" {
+		tenant = subjectTenant(jm.Subject())
+	}
 	return &Message{
 		Subject:    jm.Subject(),
 		Data:       jm.Data(),
@@ -70,6 +74,16 @@ func newMessage(jm jetstream.Msg, maxDeliver int) (*Message, error) {
 		msg:        jm,
 		maxDeliver: maxDeliver,
 	}, nil
+}
+
+// subjectTenant is the tenant of a message published without tenant headers
+// whose subject names one: org.user.deactivated.<org> (other systems publish
+// it) falls back to the org id, so its records do not all land in one slot.
+func subjectTenant(subject string) string {
+	if org, ok := strings.CutPrefix(subject, "org.user.deactivated."); ok && org != "" && org != events.NoTenant && !strings.Contains(org, ".") {
+		return org
+	}
+	return ""
 }
 
 // InProgress tells JetStream the message is still being worked on, resetting

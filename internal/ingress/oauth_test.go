@@ -3,7 +3,9 @@ package ingress_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -90,8 +92,18 @@ func newOAuthFixture(t *testing.T, wait time.Duration) *oauthFixture {
 	return f
 }
 
-var noFollow = &http.Client{Timeout: 30 * time.Second,
+// noFollow is the browser: it keeps cookies (a flow is bound to the browser
+// that started it) and does not follow redirects.
+var noFollow = &http.Client{Timeout: 30 * time.Second, Jar: mustJar(),
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func mustJar() http.CookieJar {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		panic(err)
+	}
+	return jar
+}
 
 // get fetches u without following redirects.
 func get(t *testing.T, u string) (status int, location *url.URL, page string) {
@@ -246,12 +258,8 @@ var refusals = []struct {
 		return good
 	}},
 	{"expired", func(t *testing.T, f *oauthFixture, good url.Values) url.Values {
-		nonce, _, _ := strings.Cut(good.Get("state"), ".")
-		key := store.Key(store.GlobalTenant, "oauth", "state", nonce)
-		if err := f.rdb.PExpire(f.ctx, key, time.Millisecond).Err(); err != nil {
-			t.Fatal(err)
-		}
-		testenv.Eventually(t, 5*time.Second, func() bool { return f.rdb.Exists(f.ctx, key).Val() == 0 }, "state did not expire")
+		f.states.SetClock(func() time.Time { return time.Now().Add(store.StateTTL + time.Second) })
+		t.Cleanup(func() { f.states.SetClock(nil) })
 		return good
 	}},
 }
@@ -462,5 +470,98 @@ func TestOrgCallbackPublishesAndShowsOutcome(t *testing.T) {
 				t.Fatalf("%d messages on the streams, want 1", n)
 			}
 		})
+	}
+}
+
+// TestOrgCallbackNeedsTheStartingBrowser: login CSRF. The org redirect of a
+// login someone else started (their connect button, sent to a victim logged
+// into the org) is refused in a browser without that login's cookie, or with
+// a wrong one, and nothing is published.
+func TestOrgCallbackNeedsTheStartingBrowser(t *testing.T) {
+	f := newOAuthFixture(t, 20*time.Second)
+	tests := []struct {
+		name   string
+		cookie func(back *url.URL) *http.Cookie
+	}{
+		{name: "no cookie", cookie: func(*url.URL) *http.Cookie { return nil }},
+		{name: "wrong cookie", cookie: func(back *url.URL) *http.Cookie {
+			return &http.Cookie{Name: "ob_org_" + store.StateNonce(back.Query().Get("state")), Value: "attacker-guess"}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			back := f.orgLogin(t, "alice@acme.example") // the attacker's browser
+			victim := &http.Client{Timeout: 30 * time.Second, Jar: mustJar(),
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			if c := tt.cookie(back); c != nil {
+				victim.Jar.SetCookies(back, []*http.Cookie{c})
+			}
+			before := f.published(t)
+			resp, err := victim.Get(back.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "another browser") {
+				t.Fatalf("victim's callback: %d %s", resp.StatusCode, b)
+			}
+			if f.published(t) != before {
+				t.Fatal("a callback from another browser published the login")
+			}
+		})
+	}
+	t.Run("the starting browser", func(t *testing.T) {
+		back := f.orgLogin(t, "alice@acme.example")
+		done := callback(t, back.String())
+		m := f.nextMsg(t, events.StreamOrg, 1)
+		if got := m.Header.Get(events.HeaderTeam); got != "T0TEST" {
+			t.Errorf("org.connect tenant header = %q, want T0TEST", got)
+		}
+		if err := f.worker.HandleOrgConnect(f.ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-done; got.status != http.StatusOK {
+			t.Fatalf("callback: %d %s", got.status, got.page)
+		}
+	})
+}
+
+// TestConnectTicketSingleUse: a connect button works once.
+func TestConnectTicketSingleUse(t *testing.T) {
+	f := newOAuthFixture(t, 20*time.Second)
+	ticket, err := f.states.IssueTicket(f.ctx, binding.Ticket{AppID: "A1", TeamID: "T1", Scope: "T1", SlackUserID: "U1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := f.srv.URL + ingress.PathOrgConnect + "?ticket=" + url.QueryEscape(ticket)
+	if status, _, page := get(t, u); status != http.StatusFound {
+		t.Fatalf("first use: %d %s", status, page)
+	}
+	if status, _, page := get(t, u); status != http.StatusBadRequest || !strings.Contains(page, "Connect link expired") {
+		t.Fatalf("second use: %d %s", status, page)
+	}
+}
+
+// TestCallbackOutlastsWriteTimeout: behind the real server settings
+// (ingress.NewHTTPServer: WriteTimeout 10s) a callback still waiting after
+// the write timeout answers "Still working" instead of a dropped connection.
+func TestCallbackOutlastsWriteTimeout(t *testing.T) {
+	f := newOAuthFixture(t, 11*time.Second)
+	hs := ingress.NewHTTPServer("127.0.0.1:0", f.srv.Config.Handler)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	back := f.slackConsent(t, "?channel=%23general")
+	// The browser comes back to the real server (same routes, same cookie path).
+	u := *back
+	u.Host = ln.Addr().String()
+	noFollow.Jar.SetCookies(&u, noFollow.Jar.Cookies(back))
+	got := <-callback(t, u.String()) // nobody handles the install
+	if got.status != http.StatusAccepted || !strings.Contains(got.page, "Still working") {
+		t.Fatalf("callback after the write timeout: %d %s", got.status, got.page)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,7 +64,10 @@ type installRecord struct {
 // Installations stores installs in Redis, tokens sealed with the keyring:
 // ob:{tenant}:install:<app_id> holds one install; ob:{tenant}:installs lists
 // the apps installed there; ob:{_}:installs indexes every install for admin
-// listings, token refresh and key rotation.
+// listings and key rotation; ob:{_}:installs:expiry orders installs with a
+// rotating token by expiry, for token refresh. The indexes are written before
+// the record (and removed after it), so a crash in between leaves at most an
+// index entry without a record, which readers skip, never a record no index names.
 type Installations struct {
 	rdb  redis.UniversalClient
 	keys *Keyring
@@ -96,6 +100,10 @@ func indexMember(appID, enterpriseID, teamID string) string {
 }
 
 var globalInstallIndex = Key(GlobalTenant, "installs")
+
+// expiryIndex orders rotating installs by when their bot token expires
+// (score: unix seconds), so a refresh round reads only the installs due.
+var expiryIndex = Key(GlobalTenant, "installs", "expiry")
 
 func aadInstall(in *Installation, field string) string {
 	return "install:" + indexMember(in.AppID, in.EnterpriseID, in.TeamID) + ":" + field
@@ -172,6 +180,17 @@ func (s *Installations) save(ctx context.Context, in *Installation, token string
 	if err != nil {
 		return err
 	}
+	member := indexMember(in.AppID, in.EnterpriseID, in.TeamID)
+	pipe := s.rdb.TxPipeline()
+	pipe.SAdd(ctx, globalInstallIndex, member)
+	if in.BotRefreshToken != "" && !in.TokenExpiresAt.IsZero() {
+		pipe.ZAdd(ctx, expiryIndex, redis.Z{Score: float64(in.TokenExpiresAt.Unix()), Member: member})
+	} else {
+		pipe.ZRem(ctx, expiryIndex, member)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("store: indexing installation: %w", err)
+	}
 	keys := []string{InstallKey(in.AppID, in.EnterpriseID, in.TeamID), Key(in.Tenant(), "installs"),
 		InstallLockKey(in.AppID, in.EnterpriseID, in.TeamID)}
 	n, err := saveScript.Run(ctx, s.rdb, keys, b, token, in.AppID).Int()
@@ -181,10 +200,27 @@ func (s *Installations) save(ctx context.Context, in *Installation, token string
 	if n < 0 {
 		return ErrLockNotHeld
 	}
-	if err := s.rdb.SAdd(ctx, globalInstallIndex, indexMember(in.AppID, in.EnterpriseID, in.TeamID)).Err(); err != nil {
-		return fmt.Errorf("store: indexing installation: %w", err)
-	}
 	return nil
+}
+
+// InstallRef names one install.
+type InstallRef struct{ AppID, EnterpriseID, TeamID string }
+
+// Due returns the installs whose rotating bot token expires before t, read
+// from the expiry index alone (no install record is read or decrypted).
+func (s *Installations) Due(ctx context.Context, t time.Time) ([]InstallRef, error) {
+	members, err := s.rdb.ZRangeByScore(ctx, expiryIndex, &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(t.Unix(), 10)}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: listing installs due for refresh: %w", err)
+	}
+	out := make([]InstallRef, 0, len(members))
+	for _, m := range members {
+		p := strings.SplitN(m, "|", 3)
+		if len(p) == 3 {
+			out = append(out, InstallRef{AppID: p[0], EnterpriseID: p[1], TeamID: p[2]})
+		}
+	}
+	return out, nil
 }
 
 // Get returns the install of app for exactly (enterpriseID, teamID).
@@ -226,7 +262,11 @@ func (s *Installations) Delete(ctx context.Context, appID, enterpriseID, teamID 
 	if _, err := pipe.Exec(ctx); err != nil {
 		return false, fmt.Errorf("store: deleting installation: %w", err)
 	}
-	if err := s.rdb.SRem(ctx, globalInstallIndex, indexMember(appID, enterpriseID, teamID)).Err(); err != nil {
+	member := indexMember(appID, enterpriseID, teamID)
+	ipipe := s.rdb.TxPipeline()
+	ipipe.SRem(ctx, globalInstallIndex, member)
+	ipipe.ZRem(ctx, expiryIndex, member)
+	if _, err := ipipe.Exec(ctx); err != nil {
 		return false, fmt.Errorf("store: unindexing installation: %w", err)
 	}
 	return del.Val() > 0, nil

@@ -115,3 +115,62 @@ func TestInstallations(t *testing.T) {
 		}
 	})
 }
+
+// TestInstallationIndexedBeforeRecord: a save that fails after the record
+// write (here: the tenant's app set has the wrong type) still leaves the
+// install in the global index and the expiry index, so listing, refresh and
+// key rotation see it; no record is ever invisible to them.
+func TestInstallationIndexedBeforeRecord(t *testing.T) {
+	r := testenv.StartRedis(t)
+	keys, _ := ParseKeyring(GenerateKeySpec("k"))
+	s := NewInstallations(r.Client, keys)
+	ctx := testCtx(t)
+	if err := r.Client.Set(ctx, Key("T9", "installs"), "not a set", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	in := &Installation{AppID: "A1", TeamID: "T9", BotToken: "xoxe.xoxb-1", BotRefreshToken: "xoxe-1",
+		TokenExpiresAt: time.Now().Add(10 * time.Minute)}
+	if err := s.Save(ctx, in); err == nil {
+		t.Fatal("Save succeeded although the script failed")
+	}
+	if r.Client.Exists(ctx, InstallKey("A1", "", "T9")).Val() == 1 {
+		if !r.Client.SIsMember(ctx, globalInstallIndex, indexMember("A1", "", "T9")).Val() {
+			t.Fatal("the install record exists but the global index does not name it")
+		}
+	}
+	if !r.Client.SIsMember(ctx, globalInstallIndex, indexMember("A1", "", "T9")).Val() {
+		t.Fatal("the global index was not written before the record")
+	}
+	if due, err := s.Due(ctx, time.Now().Add(time.Hour)); err != nil || len(due) != 1 {
+		t.Fatalf("Due = %+v, %v; want the install", due, err)
+	}
+}
+
+// TestInstallationsDue: only installs with a rotating token expiring before
+// the bound are returned, and deleting an install removes it from the index.
+func TestInstallationsDue(t *testing.T) {
+	r := testenv.StartRedis(t)
+	keys, _ := ParseKeyring(GenerateKeySpec("k"))
+	s := NewInstallations(r.Client, keys)
+	ctx := testCtx(t)
+	now := time.Now()
+	for _, in := range []*Installation{
+		{AppID: "A1", TeamID: "TDUE", BotToken: "xoxe.xoxb-1", BotRefreshToken: "xoxe-1", TokenExpiresAt: now.Add(10 * time.Minute)},
+		{AppID: "A1", TeamID: "TLATER", BotToken: "xoxe.xoxb-2", BotRefreshToken: "xoxe-2", TokenExpiresAt: now.Add(10 * time.Hour)},
+		{AppID: "A1", TeamID: "TSTATIC", BotToken: "xoxb-3"},
+	} {
+		if err := s.Save(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due, err := s.Due(ctx, now.Add(time.Hour))
+	if err != nil || len(due) != 1 || due[0] != (InstallRef{AppID: "A1", TeamID: "TDUE"}) {
+		t.Fatalf("Due = %+v, %v; want only TDUE", due, err)
+	}
+	if _, err := s.Delete(ctx, "A1", "", "TDUE"); err != nil {
+		t.Fatal(err)
+	}
+	if due, err := s.Due(ctx, now.Add(24*time.Hour)); err != nil || len(due) != 1 || due[0].TeamID != "TLATER" {
+		t.Fatalf("Due after delete = %+v, %v; want only TLATER", due, err)
+	}
+}

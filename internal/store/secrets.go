@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -198,9 +199,12 @@ func (k *Keyring) Verify(msg, sig string) bool {
 	return hmac.Equal(m.Sum(nil)[:16], want)
 }
 
-// OAuth states and outcomes. A state is signed (HMAC under the keyring),
-// single-use (GETDEL) and expires after StateTTL; an outcome is what the worker
-// decided, which the browser's callback waits for.
+// OAuth states and outcomes. A state is self-contained: its kind, a random
+// nonce, its expiry and its data, signed with the keyring (HMAC), so issuing
+// one writes nothing (an unauthenticated GET cannot fill Redis). It is made
+// single-use at the callback by a SET NX on its nonce that lives as long as
+// the state would. An outcome is what the worker decided, which the browser's
+// callback waits for.
 
 // StateTTL is how long an OAuth state stays valid.
 const StateTTL = 10 * time.Minute
@@ -210,6 +214,7 @@ const StateTTL = 10 * time.Minute
 type OAuthStates struct {
 	rdb  redis.Cmdable
 	keys *Keyring
+	now  atomic.Pointer[func() time.Time]
 }
 
 // NewOAuthStates returns an OAuthStates over rdb, signing with keys.
@@ -217,49 +222,131 @@ func NewOAuthStates(rdb redis.Cmdable, keys *Keyring) *OAuthStates {
 	return &OAuthStates{rdb: rdb, keys: keys}
 }
 
+// SetClock replaces the clock states are issued and checked with (nil: the
+// real one); tests use it to expire states.
+func (o *OAuthStates) SetClock(now func() time.Time) {
+	if now == nil {
+		o.now.Store(nil)
+		return
+	}
+	o.now.Store(&now)
+}
+
+func (o *OAuthStates) clock() time.Time {
+	if f := o.now.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
+}
+
 func stateKey(nonce string) string   { return Key(GlobalTenant, "oauth", "state", nonce) }
 func outcomeKey(nonce string) string { return Key(GlobalTenant, "oauth", "outcome", nonce) }
 
-// Issue stores data under a new state for kind ("slack" or "org") and returns
-// the state string to send to the authorize URL.
-func (o *OAuthStates) Issue(ctx context.Context, kind string, data any) (string, error) {
+// statePayload is what a state carries, before its signature.
+type statePayload struct {
+	Kind    string          `json:"k"`
+	Nonce   string          `json:"n"`
+	Expires int64           `json:"x"` // unix milliseconds
+	Data    json.RawMessage `json:"d,omitempty"`
+}
+
+// Issue returns a new state for kind ("slack" or "org") carrying data, to send
+// to the authorize URL. Nothing is stored.
+func (o *OAuthStates) Issue(_ context.Context, kind string, data any) (string, error) {
 	var b [18]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	nonce := base64.RawURLEncoding.EncodeToString(b[:])
 	body, err := json.Marshal(data)
 	if err != nil {
 		return "", err
 	}
-	if err := o.rdb.Set(ctx, stateKey(nonce), kind+"\n"+string(body), StateTTL).Err(); err != nil {
-		return "", fmt.Errorf("store: saving OAuth state: %w", err)
-	}
-	return nonce + "." + o.keys.Sign(kind+"."+nonce), nil
+	p, _ := json.Marshal(statePayload{Kind: kind, Nonce: base64.RawURLEncoding.EncodeToString(b[:]),
+		Expires: o.clock().Add(StateTTL).UnixMilli(), Data: body})
+	enc := base64.RawURLEncoding.EncodeToString(p)
+	return enc + "." + o.keys.Sign(kind+"."+enc), nil
 }
 
-// Consume checks state's signature, deletes it (single use) and decodes its
-// data into v. It returns the state's nonce, which identifies the flow.
-func (o *OAuthStates) Consume(ctx context.Context, kind, state string, v any) (string, error) {
-	nonce, sig, ok := strings.Cut(state, ".")
-	if !ok || nonce == "" || !o.keys.Verify(kind+"."+nonce, sig) {
-		return "", ErrBadState
-	}
-	raw, err := o.rdb.GetDel(ctx, stateKey(nonce)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", ErrBadState
-	}
+// StateNonce returns the nonce (the flow id) a state carries, without
+// checking it; use [OAuthStates.Verify] before trusting it.
+func StateNonce(state string) string {
+	enc, _, _ := strings.Cut(state, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
 	if err != nil {
-		return "", fmt.Errorf("store: reading OAuth state: %w", err)
+		return ""
 	}
-	gotKind, body, _ := strings.Cut(raw, "\n")
-	if gotKind != kind {
-		return "", ErrBadState
+	var p statePayload
+	if json.Unmarshal(raw, &p) != nil {
+		return ""
 	}
-	if v != nil {
-		if err := json.Unmarshal([]byte(body), v); err != nil {
+	return p.Nonce
+}
+
+// Verify checks state's signature, kind and expiry and decodes its data into
+// v, without using it up. It returns the state's nonce, which identifies the flow.
+func (o *OAuthStates) Verify(kind, state string, v any) (string, error) {
+	p, err := o.verify(kind, state)
+	if err != nil {
+		return "", err
+	}
+	if v != nil && len(p.Data) > 0 {
+		if err := json.Unmarshal(p.Data, v); err != nil {
 			return "", fmt.Errorf("store: decoding OAuth state: %w", err)
 		}
+	}
+	return p.Nonce, nil
+}
+
+func (o *OAuthStates) verify(kind, state string) (*statePayload, error) {
+	enc, sig, ok := strings.Cut(state, ".")
+	if !ok || enc == "" || !o.keys.Verify(kind+"."+enc, sig) {
+		return nil, ErrBadState
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, ErrBadState
+	}
+	var p statePayload
+	if err := json.Unmarshal(raw, &p); err != nil || p.Kind != kind || p.Nonce == "" {
+		return nil, ErrBadState
+	}
+	if !o.clock().Before(time.UnixMilli(p.Expires)) {
+		return nil, ErrBadState
+	}
+	return &p, nil
+}
+
+// Spend uses state up (a verified state can be spent once): [ErrBadState]
+// when it was spent before or is no longer valid.
+func (o *OAuthStates) Spend(ctx context.Context, kind, state string) error {
+	p, err := o.verify(kind, state)
+	if err != nil {
+		return err
+	}
+	left := time.UnixMilli(p.Expires).Sub(o.clock())
+	if left < time.Millisecond {
+		return ErrBadState
+	}
+	ok, err := o.rdb.SetNX(ctx, stateKey(p.Nonce), kind, left).Result()
+	if err != nil {
+		return fmt.Errorf("store: recording OAuth state used: %w", err)
+	}
+	if !ok {
+		return ErrBadState
+	}
+	return nil
+}
+
+// Consume verifies state ([OAuthStates.Verify]), uses it up
+// ([OAuthStates.Spend]) and decodes its data into v. It returns the state's
+// nonce, which identifies the flow.
+func (o *OAuthStates) Consume(ctx context.Context, kind, state string, v any) (string, error) {
+	nonce, err := o.Verify(kind, state, v)
+	if err != nil {
+		return "", err
+	}
+	if err := o.Spend(ctx, kind, state); err != nil {
+		return "", err
 	}
 	return nonce, nil
 }
@@ -341,9 +428,13 @@ func (o *OAuthStates) IssueTicket(ctx context.Context, data any) (string, error)
 	return id, nil
 }
 
-// Ticket reads the data of ticket id into v; [ErrBadState] when it is unknown or expired.
+// Ticket reads the data of ticket id into v and uses the ticket up (a
+// "connect" link works once); [ErrBadState] when it is unknown, expired or used.
 func (o *OAuthStates) Ticket(ctx context.Context, id string, v any) error {
-	raw, err := o.rdb.Get(ctx, ticketKey(id)).Bytes()
+	if id == "" {
+		return ErrBadState
+	}
+	raw, err := o.rdb.GetDel(ctx, ticketKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return ErrBadState
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orgbridge/orgbridge/internal/testenv"
 )
@@ -104,11 +105,23 @@ func TestSecretOAuthState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nonce, _, _ := strings.Cut(state, ".")
-	if ttl := r.Client.TTL(ctx, stateKey(nonce)).Val(); ttl <= 0 || ttl > StateTTL {
-		t.Fatalf("state TTL = %s, want within %s", ttl, StateTTL)
+	nonce := StateNonce(state)
+	// Issuing writes nothing: an unauthenticated GET cannot fill Redis.
+	if n := r.Client.DBSize(ctx).Val(); n != 0 {
+		t.Fatalf("issuing a state wrote %d keys", n)
 	}
-	forged := nonce + "." + keys.Sign("org."+nonce)
+	enc, _, _ := strings.Cut(state, ".")
+	forged := enc + "." + keys.Sign("org."+enc)
+	// Expired: issued 11 minutes ago.
+	old := NewOAuthStates(r.Client, keys)
+	old.SetClock(func() time.Time { return time.Now().Add(-StateTTL - time.Minute) })
+	expired, err := old.Issue(ctx, "slack", data{Team: "T1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another key's signature over the same payload.
+	otherKeys, _ := ParseKeyring(GenerateKeySpec("k"))
+	foreign := enc + "." + otherKeys.Sign("slack."+enc)
 	tests := []struct {
 		name  string
 		kind  string
@@ -117,6 +130,8 @@ func TestSecretOAuthState(t *testing.T) {
 	}{
 		{name: "unsigned", kind: "slack", state: nonce + ".k.00"},
 		{name: "signed for another kind", kind: "slack", state: forged},
+		{name: "signed by another key", kind: "slack", state: foreign},
+		{name: "expired", kind: "slack", state: expired},
 		{name: "valid", kind: "slack", state: state, ok: true},
 		{name: "second use", kind: "slack", state: state},
 	}
@@ -134,6 +149,11 @@ func TestSecretOAuthState(t *testing.T) {
 				t.Fatalf("Consume err = %v, want ErrBadState", err)
 			}
 		})
+	}
+
+	// Spent: its single-use record lives no longer than the state would have.
+	if ttl := r.Client.TTL(ctx, stateKey(nonce)).Val(); ttl <= 0 || ttl > StateTTL {
+		t.Fatalf("used-state record TTL = %s, want within %s", ttl, StateTTL)
 	}
 
 	if err := st.PutOutcome(ctx, nonce, Outcome{OK: true, Message: "first"}); err != nil {

@@ -91,7 +91,7 @@ func (w *Worker) HandleOrgConnect(ctx context.Context, m *bus.Message) error {
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("opening org code: %w", err))
 	}
-	tok, err := w.cfg.Org.Exchange(ctx, code.Reveal())
+	tok, err := w.exchangeOnce(ctx, c.Scope, c.FlowID, code.Reveal())
 	if err != nil {
 		if title, msg := titleFor(err); title != "" {
 			return fail(title, msg)
@@ -110,7 +110,7 @@ func (w *Worker) HandleOrgConnect(ctx context.Context, m *bus.Message) error {
 	}
 	org, orgUser, username := tok.OrgID(), tok.UserID(), ui.PreferredUsername
 
-	lockCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	lockCtx, cancel := context.WithTimeout(ctx, w.cfg.ConnectLockWait)
 	lock, err := w.cfg.Locker.ObtainWait(lockCtx, LockKey(c.Scope), DefaultConnectLockTTL)
 	cancel()
 	if err != nil {
@@ -150,8 +150,8 @@ func (w *Worker) HandleOrgConnect(ctx context.Context, m *bus.Message) error {
 		w.log.Info("workspace bound to org", "workspace", c.Scope, "org", org, "org_user", orgUser)
 		b = nb
 	}
-	mp, err := w.cfg.Mappings.Connect(ctx, &mapping.Mapping{Workspace: c.Scope, SlackUserID: c.SlackUserID, OrgID: org,
-		OrgUserID: orgUser, Username: username, InstanceURL: tok.InstanceURL, Source: "oauth", RefreshToken: store.Secret(tok.RefreshToken)})
+	mp, err := w.cfg.Mappings.ConnectFenced(ctx, &mapping.Mapping{Workspace: c.Scope, SlackUserID: c.SlackUserID, OrgID: org,
+		OrgUserID: orgUser, Username: username, InstanceURL: tok.InstanceURL, Source: "oauth", RefreshToken: store.Secret(tok.RefreshToken)}, lock)
 	var ae *mapping.AssociatedError
 	var te *mapping.TakenError
 	switch {
@@ -166,6 +166,28 @@ func (w *Worker) HandleOrgConnect(ctx context.Context, m *bus.Message) error {
 	w.log.Info("user mapped", "workspace", c.Scope, "slack_user", c.SlackUserID, "org", org, "org_user", orgUser, "mapping", mp.ID)
 	return outcome(true, "Connected", "This workspace is connected to "+orgLabel(b.OrgName, b.OrgID)+
 		" and your Slack account is mapped to "+username+" for every app in this workspace. You can close this tab and go back to Slack.")
+}
+
+// aadOrgTokens is the purpose the org tokens of a flow are stashed for.
+func aadOrgTokens(flowID string) string { return "org-connect-tokens:" + flowID }
+
+// exchangeOnce exchanges the flow's single-use code, or returns the tokens a
+// previous attempt of the same flow got: anything after the exchange may
+// fail and be retried (the workspace lock is busy, Redis hiccups, a crash),
+// and a second exchange of the code would fail with invalid_grant.
+func (w *Worker) exchangeOnce(ctx context.Context, scope, flow, code string) (*orgapi.Token, error) {
+	var tok orgapi.Token
+	if ok, err := w.cfg.Bindings.Stashed(ctx, scope, flow, aadOrgTokens(flow), &tok); err != nil || ok {
+		return &tok, err
+	}
+	got, err := w.cfg.Org.Exchange(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.cfg.Bindings.Stash(ctx, scope, flow, aadOrgTokens(flow), got); err != nil {
+		w.log.Warn("org tokens of the flow not stashed; a retry will need a new login", "flow", flow, "err", err)
+	}
+	return got, nil
 }
 
 // titleFor turns an org OAuth error into what the person sees; "" when the

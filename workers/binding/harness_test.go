@@ -53,6 +53,8 @@ type envOpts struct {
 	appID  string
 	// slackHTTP, when set, is the HTTP client of the worker's Slack calls.
 	slackHTTP *http.Client
+	// lockWait is how long an org login waits for the workspace lock (0: the default).
+	lockWait time.Duration
 }
 
 func startEnv(t *testing.T, o envOpts) *env {
@@ -99,7 +101,7 @@ func startEnv(t *testing.T, o envOpts) *env {
 	pub := events.NewPublisher(e.nats.JS)
 	if err := srv.MountOAuth(ingress.OAuthConfig{PublicURL: e.ingress.URL, SlackAuthorizeURL: e.slack.URL() + "/oauth/v2/authorize",
 		SlackClientID: e.slack.ClientID(), SlackAppID: e.slack.AppID(), SlackScopes: e.scopes, Org: orgClient,
-		States: states, Keys: e.keys, Publisher: pub, Wait: 20 * time.Second}); err != nil {
+		States: states, Keys: e.keys, Publisher: pub, Wait: ingress.MaxOAuthWait}); err != nil {
 		t.Fatal(err)
 	}
 	mux.Handle("/", srv.Handler())
@@ -107,7 +109,7 @@ func startEnv(t *testing.T, o envOpts) *env {
 	e.binding, err = binding.New(binding.Config{Installations: e.installs, Bindings: e.bindings, Mappings: e.mappings,
 		States: states, Locker: store.NewLocker(rdb), Idempotency: store.NewIdempotency(rdb), Keys: e.keys,
 		Slack: &slackapi.OAuthApp{APIURL: e.slack.APIURL(), ClientID: e.slack.ClientID(), ClientSecret: e.slack.ClientSecret(), HTTP: o.slackHTTP},
-		Org:   orgClient, Publish: pub, PublicURL: e.ingress.URL, OrgCheckEvery: -1, RefreshEvery: time.Hour, Log: testLogger(t)})
+		Org:   orgClient, Publish: pub, PublicURL: e.ingress.URL, OrgCheckEvery: -1, RefreshEvery: time.Hour, ConnectLockWait: o.lockWait, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/internal/bus"
 	"github.com/orgbridge/orgbridge/internal/store"
+	"github.com/orgbridge/orgbridge/workers/mapping"
 )
 
 // AADInstallCode is the purpose an install code is sealed for on the stream.
@@ -46,7 +47,7 @@ func (w *Worker) HandleInstall(ctx context.Context, m *bus.Message) error {
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("opening install code: %w", err))
 	}
-	resp, err := w.cfg.Slack.Exchange(ctx, code.Reveal(), in.RedirectURI)
+	resp, err := w.exchangeInstallOnce(ctx, in.FlowID, code.Reveal(), in.RedirectURI)
 	if err != nil {
 		var se slack.SlackErrorResponse
 		if errors.As(err, &se) {
@@ -78,7 +79,15 @@ func (w *Worker) HandleInstall(ctx context.Context, m *bus.Message) error {
 			"This app posts messages (it has the chat:write scope), so the install must carry a channel to post to. "+
 				"Start the install again from "+w.cfg.PublicURL+"/slack/install and choose a channel on Slack's consent screen.")
 	}
-	if err := w.cfg.Installations.Save(ctx, inst); err != nil {
+	// Under the install's lock, as token refreshes are: a refresh running now
+	// cannot then overwrite this install with the older record.
+	lock, err := w.cfg.Locker.ObtainWait(ctx, store.InstallLockKey(inst.AppID, inst.EnterpriseID, inst.TeamID), DefaultConnectLockTTL)
+	if err != nil {
+		return bus.RetryAfter(err, time.Second)
+	}
+	err = w.cfg.Installations.SaveFenced(ctx, inst, lock)
+	_ = lock.Release(context.WithoutCancel(ctx))
+	if err != nil {
 		return err
 	}
 	where := inst.TeamName
@@ -90,12 +99,34 @@ func (w *Worker) HandleInstall(ctx context.Context, m *bus.Message) error {
 		Message: "The app is installed in " + where + ". Run " + w.cfg.PlatformCommand + " in Slack to connect your org."})
 }
 
+// aadInstallTokens is the purpose the tokens of an install flow are stashed for.
+func aadInstallTokens(flowID string) string { return "slack-install-tokens:" + flowID }
+
+// exchangeInstallOnce exchanges the install's single-use code, or returns the
+// answer a previous attempt of the same flow got (see [Worker.exchangeOnce]).
+func (w *Worker) exchangeInstallOnce(ctx context.Context, flow, code, redirectURI string) (*slack.OAuthV2Response, error) {
+	var resp slack.OAuthV2Response
+	if ok, err := w.cfg.Bindings.Stashed(ctx, store.GlobalTenant, flow, aadInstallTokens(flow), &resp); err != nil || ok {
+		return &resp, err
+	}
+	got, err := w.cfg.Slack.Exchange(ctx, code, redirectURI)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.cfg.Bindings.Stash(ctx, store.GlobalTenant, flow, aadInstallTokens(flow), got); err != nil {
+		w.log.Warn("install tokens of the flow not stashed; a retry will need a new install", "flow", flow, "err", err)
+	}
+	return got, nil
+}
+
 // uninstallEnvelope is the part of app_uninstalled and tokens_revoked the worker reads.
 type uninstallEnvelope struct {
 	APIAppID     string `json:"api_app_id"`
 	TeamID       string `json:"team_id"`
 	EnterpriseID string `json:"enterprise_id"`
-	Event        struct {
+	// EventTime is when Slack sent the event (unix seconds).
+	EventTime int64 `json:"event_time"`
+	Event     struct {
 		Type   string `json:"type"`
 		Tokens struct {
 			Bot   []string `json:"bot"`
@@ -108,6 +139,8 @@ type uninstallEnvelope struct {
 // tokens_revoked naming the bot (either may come first; both are safe to
 // repeat). When no app is left installed in the workspace, its binding,
 // mappings and associations are cleared, so a reinstall can target a new org.
+// An event sent before the stored install was made (queued during an outage,
+// handled after a reinstall) changes nothing.
 func (w *Worker) HandleUninstall(ctx context.Context, m *bus.Message) error {
 	var env uninstallEnvelope
 	if err := json.Unmarshal(m.Data, &env); err != nil {
@@ -118,24 +151,25 @@ func (w *Worker) HandleUninstall(ctx context.Context, m *bus.Message) error {
 	}
 	app := env.APIAppID
 	var scopes []string
+	stale := false
 	for _, key := range [][2]string{{env.EnterpriseID, env.TeamID}, {env.EnterpriseID, ""}} {
 		if key[0] == "" && key[1] == "" {
 			continue
 		}
-		inst, err := w.cfg.Installations.Get(ctx, app, key[0], key[1])
-		if errors.Is(err, store.ErrNoInstallation) {
-			continue
-		}
+		ws, removed, err := w.uninstall(ctx, app, key[0], key[1], env.EventTime, env.Event.Type)
 		if err != nil {
 			return err
 		}
-		if _, err := w.cfg.Installations.Delete(ctx, app, key[0], key[1]); err != nil {
-			return err
+		if removed {
+			scopes = append(scopes, ws)
+		} else if ws != "" {
+			stale = true
 		}
-		scopes = append(scopes, inst.Tenant())
-		w.log.Info("app uninstalled", "app", app, "team", key[1], "enterprise", key[0], "event", env.Event.Type)
 	}
 	if len(scopes) == 0 {
+		if stale {
+			return nil // the install there is newer than the event
+		}
 		scopes = []string{events.Tenant(env.TeamID, env.EnterpriseID)}
 	}
 	for _, ws := range scopes {
@@ -146,22 +180,58 @@ func (w *Worker) HandleUninstall(ctx context.Context, m *bus.Message) error {
 	return nil
 }
 
+// uninstallClockSkew is how much earlier than the install an uninstall
+// event's event_time (whole seconds, Slack's clock) may be and still count as
+// sent after it.
+const uninstallClockSkew = 3 * time.Second
+
+// uninstall deletes the install of app at (ent, team) under its lock, unless
+// it was made after the event (sent at eventTime, unix seconds; 0: unknown).
+// ws is the install's tenant when there is one; removed says whether it was
+// deleted.
+func (w *Worker) uninstall(ctx context.Context, app, ent, team string, eventTime int64, typ string) (ws string, removed bool, err error) {
+	lock, err := w.cfg.Locker.ObtainWait(ctx, store.InstallLockKey(app, ent, team), DefaultConnectLockTTL)
+	if err != nil {
+		return "", false, bus.RetryAfter(err, time.Second)
+	}
+	defer lock.Release(context.WithoutCancel(ctx))
+	inst, err := w.cfg.Installations.Get(ctx, app, ent, team)
+	if errors.Is(err, store.ErrNoInstallation) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if eventTime > 0 && time.Unix(eventTime, 0).Before(inst.InstalledAt.Add(-uninstallClockSkew)) {
+		w.log.Info("uninstall event older than the install; ignored", "app", app, "team", team, "enterprise", ent,
+			"event", typ, "event_time", time.Unix(eventTime, 0).UTC(), "installed_at", inst.InstalledAt)
+		return inst.Tenant(), false, nil
+	}
+	if _, err := w.cfg.Installations.Delete(ctx, app, ent, team); err != nil {
+		return "", false, err
+	}
+	w.log.Info("app uninstalled", "app", app, "team", team, "enterprise", ent, "event", typ)
+	return inst.Tenant(), true, nil
+}
+
 // disconnect clears ws's binding, mappings and associations once no app is
-// installed there any more.
+// installed there any more. It decides under the workspace's lock, and the
+// clearing writes are fenced by it, so a connect or reinstall racing it
+// cannot be half undone.
 func (w *Worker) disconnect(ctx context.Context, ws string) error {
+	lock, err := w.cfg.Locker.ObtainWait(ctx, LockKey(ws), DefaultConnectLockTTL)
+	if err != nil {
+		return bus.RetryAfter(err, time.Second)
+	}
+	defer lock.Release(context.WithoutCancel(ctx))
 	apps, err := w.cfg.Installations.AppsAt(ctx, ws)
 	if err != nil || len(apps) > 0 {
 		return err
 	}
-	lock, err := w.cfg.Locker.ObtainWait(ctx, LockKey(ws), DefaultConnectLockTTL)
-	if err != nil {
+	if err := w.cfg.Bindings.Clear(ctx, ws, lock); err != nil {
 		return err
 	}
-	defer lock.Release(context.WithoutCancel(ctx))
-	if err := w.cfg.Bindings.Clear(ctx, ws); err != nil {
-		return err
-	}
-	n, err := w.cfg.Mappings.ClearWorkspace(ctx, ws)
+	n, err := w.cfg.Mappings.ClearWorkspaceFenced(ctx, ws, lock)
 	if err != nil {
 		return err
 	}
@@ -170,20 +240,18 @@ func (w *Worker) disconnect(ctx context.Context, ws string) error {
 }
 
 // RefreshDue refreshes every rotating bot token expiring within RefreshAhead
-// and returns how many it refreshed.
+// and returns how many it refreshed. It reads only the expiry index and the
+// installs due ([store.Installations.Due]).
 func (w *Worker) RefreshDue(ctx context.Context) (int, error) {
-	list, err := w.cfg.Installations.List(ctx)
+	due, err := w.cfg.Installations.Due(ctx, time.Now().Add(w.cfg.RefreshAhead))
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	var errs []error
-	for _, in := range list {
-		if in.BotRefreshToken == "" || time.Until(in.TokenExpiresAt) > w.cfg.RefreshAhead {
-			continue
-		}
+	for _, in := range due {
 		ok, err := w.RefreshInstall(ctx, in.AppID, in.EnterpriseID, in.TeamID)
-		if err != nil {
+		if err != nil && !errors.Is(err, store.ErrNoInstallation) {
 			errs = append(errs, err)
 		}
 		if ok {
@@ -212,42 +280,52 @@ func (w *Worker) botClient(ctx context.Context, app, ent, team string) (*slack.C
 	return w.tokens().Client(ctx, app, ent, team)
 }
 
-// CheckSlackUser implements mapping.SlackUserChecker with users.info.
-func (w *Worker) CheckSlackUser(ctx context.Context, ws, user string) error {
+// SlackUsers implements mapping.SlackDirectory: every user of workspace ws
+// (Slack id → active), listed once with users.list (limit 999, paginated).
+// It fails with [mapping.ErrNoSlackApp] when no app is installed there.
+func (w *Worker) SlackUsers(ctx context.Context, ws string) (map[string]bool, error) {
 	apps, err := w.cfg.Installations.AppsAt(ctx, ws)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(apps) == 0 {
-		return fmt.Errorf("no app is installed in %s to check the user with", ws)
+		return nil, fmt.Errorf("%w (%s)", mapping.ErrNoSlackApp, ws)
 	}
-	in, err := w.cfg.Installations.Get(ctx, apps[0], "", ws)
+	// ws is a team (its own install) or an enterprise (an org-wide install).
+	c, _, err := w.botClient(ctx, apps[0], "", ws)
 	if errors.Is(err, store.ErrNoInstallation) {
-		list, lerr := w.cfg.Installations.List(ctx)
-		if lerr != nil {
-			return lerr
-		}
-		for _, x := range list {
-			if x.Tenant() == ws && x.AppID == apps[0] {
-				in, err = x, nil
+		c, _, err = w.botClient(ctx, apps[0], ws, "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	users := map[string]bool{}
+	p := c.GetUsersPaginated(slack.GetUsersOptionLimit(999))
+	for {
+		p, err = p.Next(ctx)
+		var rl *slack.RateLimitedError
+		if errors.As(err, &rl) && rl.RetryAfter <= 30*time.Second {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(rl.RetryAfter):
 			}
+			continue
+		}
+		if err != nil {
+			if p.Done(err) {
+				break
+			}
+			return nil, fmt.Errorf("listing the users of %s: %w", ws, err)
+		}
+		for _, u := range p.Users {
+			users[u.ID] = !u.Deleted
+		}
+		if p.Cursor == "" {
+			break
 		}
 	}
-	if err != nil {
-		return err
-	}
-	c, _, err := w.botClient(ctx, in.AppID, in.EnterpriseID, in.TeamID)
-	if err != nil {
-		return err
-	}
-	u, err := c.GetUserInfoContext(ctx, user)
-	if err != nil {
-		return fmt.Errorf("Slack does not know user %s in %s (%v)", user, ws, err)
-	}
-	if u.Deleted {
-		return fmt.Errorf("Slack user %s is deactivated", user)
-	}
-	return nil
+	return users, nil
 }
 
 // Disconnect uninstalls the app from in's workspace with a fresh bot token

@@ -102,9 +102,15 @@ func (w *Worker) gate(ctx context.Context, ws string, a actor) (*gateResult, err
 }
 
 // checkOrgSession verifies, at most every OrgCheckEvery, that the user's org
-// session still works. A refused refresh means the user or the org is gone:
-// if the binding's own token still works the user was deactivated (full
-// revocation); if not, the org expired and the binding is marked invalid.
+// session still works. A refused refresh alone does not say why: the user may
+// have revoked the app, the token may have expired by policy, an admin may
+// have deactivated the user, or the whole org may have expired. So orgbridge
+// asks the org with another token that still works (the binding's, or
+// another mapped user's): no working token at all means the org expired (it
+// fails for everyone) and the binding is marked invalid; a user the org shows
+// inactive (or gone) is fully revoked, as an admin deactivation requires;
+// anything else only ends that user's mapping (the association stays, so they
+// reconnect with the same org user).
 func (w *Worker) checkOrgSession(ctx context.Context, ws string, b *Binding, m *mapping.Mapping) (string, error) {
 	if m.RefreshToken == "" {
 		return "", nil // imported mapping: the user has no org session of their own yet
@@ -130,18 +136,84 @@ func (w *Worker) checkOrgSession(ctx context.Context, ws string, b *Binding, m *
 	if !errors.Is(err, orgapi.ErrInvalidGrant) && !errors.Is(err, orgapi.ErrInvalidToken) {
 		return "", err
 	}
-	if b.ConnectedByOrgUser != m.OrgUserID && b.RefreshToken != "" {
-		if _, berr := w.cfg.Org.Refresh(ctx, orgapi.Secret(b.RefreshToken)); berr == nil {
-			return w.revokeUser(ctx, ws, m)
-		} else if !errors.Is(berr, orgapi.ErrInvalidGrant) {
-			return "", berr
-		}
-	}
-	if _, err := w.cfg.Bindings.Invalidate(ctx, ws, b.OrgID, "the org refused its tokens (expired or no longer valid)"); err != nil {
+	other, err := w.workingToken(ctx, ws, b, m)
+	if err != nil {
 		return "", err
 	}
-	w.log.Info("binding invalid: org expired or no longer valid", "workspace", ws, "org", b.OrgID)
-	return "The org this workspace was connected to, " + orgLabel(b.OrgName, b.OrgID) + ", expired or is no longer valid. Log into a new org to continue.", nil
+	if other == nil {
+		if _, err := w.cfg.Bindings.Invalidate(ctx, ws, b.OrgID, "the org refused its tokens (expired or no longer valid)"); err != nil {
+			return "", err
+		}
+		w.log.Info("binding invalid: org expired or no longer valid", "workspace", ws, "org", b.OrgID)
+		return "The org this workspace was connected to, " + orgLabel(b.OrgName, b.OrgID) + ", expired or is no longer valid. Log into a new org to continue.", nil
+	}
+	active, err := w.orgUserActive(ctx, other, m.OrgUserID)
+	if err != nil {
+		return "", err
+	}
+	if !active {
+		return w.revokeUser(ctx, ws, m)
+	}
+	if _, err := w.cfg.Mappings.Delete(ctx, ws, m.SlackUserID); err != nil && !errors.Is(err, mapping.ErrNotFound) {
+		return "", err
+	}
+	w.log.Info("org session of the user ended (token revoked or expired): mapping removed, association kept",
+		"workspace", ws, "slack_user", m.SlackUserID, "org_user", m.OrgUserID)
+	return "Your org login as " + m.Username + " is no longer valid (it was revoked or expired). Connect again to continue, with the same org user (" + m.Username + ").", nil
+}
+
+// maxProbeTokens bounds how many other users' tokens are tried to tell an
+// expired org from one user's dead session.
+const maxProbeTokens = 3
+
+// workingToken returns an access token of the org bound to ws that is not
+// m's: from the binding's refresh token, else from another mapped user's; nil
+// when none works (the org refuses everyone: it expired).
+func (w *Worker) workingToken(ctx context.Context, ws string, b *Binding, m *mapping.Mapping) (*orgapi.Token, error) {
+	tried := map[store.Secret]bool{m.RefreshToken: true}
+	try := func(rt store.Secret) (*orgapi.Token, error) {
+		if rt == "" || tried[rt] {
+			return nil, nil
+		}
+		tried[rt] = true
+		tok, err := w.cfg.Org.Refresh(ctx, orgapi.Secret(rt))
+		if errors.Is(err, orgapi.ErrInvalidGrant) {
+			return nil, nil
+		}
+		return tok, err
+	}
+	if tok, err := try(b.RefreshToken); tok != nil || err != nil {
+		return tok, err
+	}
+	others, err := w.cfg.Mappings.Sample(ctx, ws, b.OrgID, maxProbeTokens+1)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, o := range others {
+		if o.SlackUserID == m.SlackUserID || o.RefreshToken == "" || n >= maxProbeTokens {
+			continue
+		}
+		n++
+		if tok, err := try(o.RefreshToken); tok != nil || err != nil {
+			return tok, err
+		}
+	}
+	return nil, nil
+}
+
+// orgUserActive asks the org (its SCIM Users resource, with tok) whether org
+// user id is active; a user the org no longer has counts as inactive.
+func (w *Worker) orgUserActive(ctx context.Context, tok *orgapi.Token, id string) (bool, error) {
+	base := strings.TrimRight(tok.InstanceURL, "/") + "/services/scim/v2"
+	u, err := orgapi.NewSCIM(base, tok.AccessToken, nil).GetUser(ctx, id)
+	switch {
+	case errors.Is(err, orgapi.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("asking the org whether user %s is active: %w", id, err)
+	}
+	return u.IsActive(), nil
 }
 
 func (w *Worker) revokeUser(ctx context.Context, ws string, m *mapping.Mapping) (string, error) {
@@ -187,7 +259,13 @@ func (w *Worker) reply(ctx context.Context, responseURL, text string, blocks []s
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := w.cfg.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("posting to response_url: %w", err)
+		// A response_url is a capability for 30 minutes: never let it reach
+		// an error (the bus logs errors), name only its host.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("posting to response_url at %s: %w", req.URL.Host, err)
 	}
 	resp.Body.Close()
 	switch {
@@ -196,7 +274,7 @@ func (w *Worker) reply(ctx context.Context, responseURL, text string, blocks []s
 		w.log.Info("response_url no longer accepts answers", "status", resp.StatusCode)
 		return nil
 	case resp.StatusCode >= 500:
-		return fmt.Errorf("response_url answered %d", resp.StatusCode)
+		return fmt.Errorf("response_url at %s answered %d", req.URL.Host, resp.StatusCode)
 	}
 	return nil
 }

@@ -129,6 +129,11 @@ func (s *Store) Bind(ctx context.Context, b *Binding, lock *store.Lock) error {
 	}
 	body, _ := json.Marshal(rec)
 	hist, _ := json.Marshal(PastConnection{OrgUserID: b.ConnectedByOrgUser, Username: b.ConnectedByUsername, OrgName: b.OrgName})
+	// Index first: a crash after it leaves an entry without a record (skipped
+	// by readers), never a binding key rotation cannot see.
+	if err := s.rdb.SAdd(ctx, kBindings, b.Scope).Err(); err != nil {
+		return fmt.Errorf("binding: indexing %s: %w", b.Scope, err)
+	}
 	n, err := bindScript.Run(ctx, s.rdb, []string{kBinding(b.Scope), kHistory(b.Scope), lock.Key()},
 		lock.Token(), body, b.OrgID, hist).Int()
 	if err != nil {
@@ -137,7 +142,7 @@ func (s *Store) Bind(ctx context.Context, b *Binding, lock *store.Lock) error {
 	if n < 0 {
 		return store.ErrLockNotHeld
 	}
-	return s.rdb.SAdd(ctx, kBindings, b.Scope).Err()
+	return nil
 }
 
 // invalidateScript marks the binding invalid only if it is still bound to ARGV[1].
@@ -159,14 +164,83 @@ func (s *Store) Invalidate(ctx context.Context, w, org, reason string) (bool, er
 	return n == 1, err
 }
 
-// Clear removes w's binding and history (the app was uninstalled).
-func (s *Store) Clear(ctx context.Context, w string) error {
-	pipe := s.rdb.TxPipeline()
-	pipe.Del(ctx, kBinding(w), kHistory(w))
-	if _, err := pipe.Exec(ctx); err != nil {
-		return err
+// clearScript removes the binding and its history while the caller still
+// holds the workspace lock (fencing, as bindScript).
+var clearScript = redis.NewScript(`
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1`)
+
+// Clear removes w's binding and history (the app was uninstalled), fenced by
+// lock (from [LockKey]).
+func (s *Store) Clear(ctx context.Context, w string, lock *store.Lock) error {
+	n, err := clearScript.Run(ctx, s.rdb, []string{kBinding(w), kHistory(w), lock.Key()}, lock.Token()).Int()
+	if err != nil {
+		return fmt.Errorf("binding: clearing %s: %w", w, err)
+	}
+	if n < 0 {
+		return store.ErrLockNotHeld
 	}
 	return s.rdb.SRem(ctx, kBindings, w).Err()
+}
+
+func kStash(scope, flow string) string { return store.Key(scope, "oauth", "tokens", flow) }
+
+// StashTTL is how long the tokens of an OAuth flow are kept for its retries.
+const StashTTL = 15 * time.Minute
+
+// Stash keeps v (a token response, sealed under aad) for the OAuth flow
+// flow of scope, so a retry after the single-use code was exchanged reads
+// it instead of exchanging again. The first stash wins; Stash returns the
+// stashed value into v when there already is one.
+func (s *Store) Stash(ctx context.Context, scope, flow, aad string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	sealed, err := s.keys.Seal(store.Secret(body), aad)
+	if err != nil {
+		return err
+	}
+	raw, _ := json.Marshal(sealed)
+	var ok bool
+	for attempt := range 3 { // the code is spent: losing its tokens loses the flow
+		ok, err = s.rdb.SetNX(context.WithoutCancel(ctx), kStash(scope, flow), raw, StashTTL).Result()
+		if err == nil {
+			break
+		}
+		if attempt < 2 {
+			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("binding: stashing the tokens of flow %s: %w", flow, err)
+	}
+	if !ok {
+		_, err := s.Stashed(ctx, scope, flow, aad, v)
+		return err
+	}
+	return nil
+}
+
+// Stashed reads the stash of flow into v; false when there is none.
+func (s *Store) Stashed(ctx context.Context, scope, flow, aad string, v any) (bool, error) {
+	raw, err := s.rdb.Get(ctx, kStash(scope, flow)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("binding: reading the tokens of flow %s: %w", flow, err)
+	}
+	var sealed store.Sealed
+	if err := json.Unmarshal(raw, &sealed); err != nil {
+		return false, err
+	}
+	body, err := s.keys.Open(sealed, aad)
+	if err != nil {
+		return false, err
+	}
+	return true, json.Unmarshal([]byte(body.Reveal()), v)
 }
 
 // List returns every binding (for admins and key rotation).

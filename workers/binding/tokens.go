@@ -39,12 +39,21 @@ func (t *Tokens) log() *slog.Logger {
 	return t.Log
 }
 
+// refreshLockTTL is the install lock's TTL during a refresh; KeepAlive
+// extends it while the refresh and the save run.
+const refreshLockTTL = 30 * time.Second
+
 // Refresh refreshes one install's bot token if it is due, under the
 // install's lock: a refresh revokes the old refresh token, so two workers
 // refreshing the same install at once would break it. A caller that finds the
 // lock taken leaves the refresh to its holder and gets false.
+//
+// Once Slack answered, the old refresh token is dead and the new tokens exist
+// only in memory: they are saved even if ctx ends (shutdown), retried on a
+// Redis error, and the lock is kept alive meanwhile so the fenced save is
+// still allowed.
 func (t *Tokens) Refresh(ctx context.Context, app, ent, team string) (bool, error) {
-	lock, err := t.Locker.Obtain(ctx, store.InstallLockKey(app, ent, team), 30*time.Second)
+	lock, err := t.Locker.Obtain(ctx, store.InstallLockKey(app, ent, team), refreshLockTTL)
 	if errors.Is(err, store.ErrNotObtained) {
 		return false, nil
 	}
@@ -52,25 +61,51 @@ func (t *Tokens) Refresh(ctx context.Context, app, ent, team string) (bool, erro
 		return false, err
 	}
 	defer lock.Release(context.WithoutCancel(ctx))
-	in, err := t.Installations.Get(ctx, app, ent, team)
-	if err != nil {
-		return false, err
+	refreshed := false
+	err = lock.KeepAlive(context.WithoutCancel(ctx), refreshLockTTL, func(kctx context.Context) error {
+		in, err := t.Installations.Get(ctx, app, ent, team)
+		if err != nil {
+			return err
+		}
+		// Re-read under the lock: another worker may just have refreshed it.
+		if in.BotRefreshToken == "" || time.Until(in.TokenExpiresAt) > t.ahead() {
+			return nil
+		}
+		resp, err := t.Slack.Refresh(ctx, in.BotRefreshToken.Reveal())
+		if err != nil {
+			return fmt.Errorf("refreshing install %s/%s: %w", app, in.Tenant(), err)
+		}
+		in.BotToken, in.BotRefreshToken = store.Secret(resp.AccessToken), store.Secret(resp.RefreshToken)
+		in.TokenExpiresAt = time.Now().Add(time.Duration(resp.ExpiresIn) * time.Second).UTC()
+		if err := t.saveRotated(kctx, in, lock); err != nil {
+			t.log().Error("rotated bot token NOT saved: the install must be reinstalled", "app", app, "tenant", in.Tenant(), "err", err)
+			return err
+		}
+		refreshed = true
+		t.log().Info("bot token refreshed", "app", app, "tenant", in.Tenant(), "expires_at", in.TokenExpiresAt)
+		return nil
+	})
+	return refreshed, err
+}
+
+// saveRotated saves freshly rotated tokens, retrying a failed save a few
+// times; ctx is not cancelled by the caller's shutdown (only by losing the lock).
+func (t *Tokens) saveRotated(ctx context.Context, in *store.Installation, lock *store.Lock) error {
+	var err error
+	for attempt := range 5 {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = t.Installations.SaveFenced(sctx, in, lock)
+		cancel()
+		if err == nil || errors.Is(err, store.ErrLockNotHeld) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
 	}
-	// Re-read under the lock: another worker may just have refreshed it.
-	if in.BotRefreshToken == "" || time.Until(in.TokenExpiresAt) > t.ahead() {
-		return false, nil
-	}
-	resp, err := t.Slack.Refresh(ctx, in.BotRefreshToken.Reveal())
-	if err != nil {
-		return false, fmt.Errorf("refreshing install %s/%s: %w", app, in.Tenant(), err)
-	}
-	in.BotToken, in.BotRefreshToken = store.Secret(resp.AccessToken), store.Secret(resp.RefreshToken)
-	in.TokenExpiresAt = time.Now().Add(time.Duration(resp.ExpiresIn) * time.Second).UTC()
-	if err := t.Installations.SaveFenced(ctx, in, lock); err != nil {
-		return false, err
-	}
-	t.log().Info("bot token refreshed", "app", app, "tenant", in.Tenant(), "expires_at", in.TokenExpiresAt)
-	return true, nil
+	return err
 }
 
 // Client returns a Web API client with a fresh bot token of the install

@@ -39,6 +39,15 @@ const (
 	DefaultOrgCheckEvery  = 5 * time.Minute
 	DefaultPlatformCmd    = "/orgbridge"
 	DefaultConnectLockTTL = 30 * time.Second
+	// DefaultConnectLockWait is how long an org login waits for the
+	// workspace's lock before it is retried.
+	DefaultConnectLockWait = 10 * time.Second
+	// InteractionTTL is how long a command or interaction is remembered as
+	// processed, and how old one may be and still be handled: past
+	// response_url's 30 minutes nothing can answer it any more.
+	InteractionTTL = time.Hour
+	// InteractionMaxAge: commands and interactions older than it are dropped.
+	InteractionMaxAge = 30 * time.Minute
 )
 
 // Config builds a [Worker].
@@ -67,6 +76,9 @@ type Config struct {
 	// OrgCheckEvery: how often a user's org session is re-checked (refresh +
 	// userinfo) on an interaction (default 5m; negative: every time).
 	OrgCheckEvery time.Duration
+	// ConnectLockWait: how long an org login waits for the workspace's lock
+	// before the message is retried (default 10s).
+	ConnectLockWait time.Duration
 	// HTTP posts to response_url; a 10 s timeout client when nil.
 	HTTP *http.Client
 	Log  *slog.Logger
@@ -84,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.OrgCheckEvery == 0 {
 		c.OrgCheckEvery = DefaultOrgCheckEvery
+	}
+	if c.ConnectLockWait <= 0 {
+		c.ConnectLockWait = DefaultConnectLockWait
 	}
 	if c.HTTP == nil {
 		c.HTTP = &http.Client{Timeout: 10 * time.Second}
@@ -127,27 +142,47 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{cfg: cfg, log: cfg.Log}, nil
 }
 
-// Register adds the worker's durable consumers to r. Every handler is
-// idempotent on the message identity, so replays change nothing.
+// Register adds the worker's durable consumers to r. Installs, uninstalls
+// and org logins are idempotent on the message identity (kept for the stream's
+// age), so replays change nothing. Commands and interactions are remembered for
+// [InteractionTTL] only and dropped once older than [InteractionMaxAge] (their
+// response_url is dead by then); App Home visits leave no record at all (a
+// repeat just publishes the same view again).
 func (w *Worker) Register(r *bus.Runner) error {
 	idem := bus.Idempotent(w.cfg.Idempotency, 0)
+	short := []bus.Middleware{dropOlderThan(InteractionMaxAge), bus.Idempotent(w.cfg.Idempotency, InteractionTTL)}
 	regs := []struct {
 		cfg bus.ConsumerConfig
 		h   bus.Handler
+		mws []bus.Middleware
 	}{
-		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableInstalls, FilterSubjects: []string{"slack.install.>"}}, w.HandleInstall},
-		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableUninstalls, FilterSubjects: []string{"slack.uninstall.*"}}, w.HandleUninstall},
-		{bus.ConsumerConfig{Stream: events.StreamOrg, Durable: DurableConnects, FilterSubjects: []string{"org.connect.>"}}, w.HandleOrgConnect},
-		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableCommands, FilterSubjects: []string{"slack.commands.*"}}, w.HandleCommand},
-		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableInteractions, FilterSubjects: []string{"slack.interactions.*"}}, w.HandleInteraction},
-		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableHome, FilterSubjects: []string{"slack.events.*.app_home_opened"}}, w.HandleAppHome},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableInstalls, FilterSubjects: []string{"slack.install.>"}}, w.HandleInstall, []bus.Middleware{idem}},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableUninstalls, FilterSubjects: []string{"slack.uninstall.*"}}, w.HandleUninstall, []bus.Middleware{idem}},
+		{bus.ConsumerConfig{Stream: events.StreamOrg, Durable: DurableConnects, FilterSubjects: []string{"org.connect.>"}}, w.HandleOrgConnect, []bus.Middleware{idem}},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableCommands, FilterSubjects: []string{"slack.commands.*"}}, w.HandleCommand, short},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableInteractions, FilterSubjects: []string{"slack.interactions.*"}}, w.HandleInteraction, short},
+		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableHome, FilterSubjects: []string{"slack.events.*.app_home_opened"}}, w.HandleAppHome, nil},
 	}
 	for _, reg := range regs {
-		if err := r.Register(reg.cfg, reg.h, idem); err != nil {
+		if err := r.Register(reg.cfg, reg.h, reg.mws...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// dropOlderThan acks, without handling or recording it, a message the
+// stream stored longer than max ago.
+func dropOlderThan(max time.Duration) bus.Middleware {
+	return func(next bus.Handler) bus.Handler {
+		return func(ctx context.Context, m *bus.Message) error {
+			if !m.Timestamp.IsZero() && time.Since(m.Timestamp) > max {
+				bus.LoggerFrom(ctx).Info("too old to answer; dropped", "age", time.Since(m.Timestamp).Round(time.Second))
+				return nil
+			}
+			return next(ctx, m)
+		}
+	}
 }
 
 // Run refreshes bot tokens ahead of expiry until ctx ends.

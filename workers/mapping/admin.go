@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/orgbridge/orgbridge/internal/ingress"
 )
@@ -21,6 +22,9 @@ const (
 	ResultInvalidOrgUser   = "invalid_org_user"
 	ResultInvalidSlackUser = "invalid_slack_user"
 	ResultAlreadyMapped    = "already_mapped"
+	// ResultRetry: the row could not be checked or stored now (Slack rate
+	// limit or outage, Redis unavailable); import it again later.
+	ResultRetry = "retry"
 )
 
 // ImportRow is one mapping to import.
@@ -116,18 +120,37 @@ func validSlackID(s string) bool {
 	return true
 }
 
-// Import imports rows, each on its own, and returns one result per row.
+// Import imports rows, each on its own, and returns one result per row. Each
+// workspace's Slack users are listed once ([SlackDirectory]), not looked up
+// row by row.
 func (w *Worker) Import(ctx context.Context, rows []ImportRow) []RowResult {
 	out := make([]RowResult, len(rows))
+	dirs := map[string]*slackDir{}
 	for i, r := range rows {
 		res := RowResult{Row: i + 1, ImportRow: r}
-		res.Result, res.Message, res.MappingID = w.importRow(ctx, r)
+		res.Result, res.Message, res.MappingID = w.importRow(ctx, r, dirs)
 		out[i] = res
 	}
 	return out
 }
 
-func (w *Worker) importRow(ctx context.Context, r ImportRow) (result, msg, id string) {
+// slackDir is one workspace's Slack users for an import, or why they are not known.
+type slackDir struct {
+	users map[string]bool
+	err   error
+}
+
+func (w *Worker) slackDir(ctx context.Context, ws string, dirs map[string]*slackDir) *slackDir {
+	d, ok := dirs[ws]
+	if !ok {
+		d = &slackDir{}
+		d.users, d.err = w.cfg.SlackUsers.SlackUsers(ctx, ws)
+		dirs[ws] = d
+	}
+	return d
+}
+
+func (w *Worker) importRow(ctx context.Context, r ImportRow, dirs map[string]*slackDir) (result, msg, id string) {
 	switch {
 	case r.Workspace == "" || r.SlackUserID == "" || r.OrgID == "" || r.OrgUserID == "":
 		return ResultInvalidRow, "workspace, slack_user_id, org_id and org_user_id are all required", ""
@@ -141,15 +164,26 @@ func (w *Worker) importRow(ctx context.Context, r ImportRow) (result, msg, id st
 	if w.cfg.Bindings != nil {
 		bound, err := w.cfg.Bindings.BoundOrg(ctx, r.Workspace)
 		if err != nil {
-			return ResultInvalidRow, err.Error(), ""
+			return ResultRetry, "could not read the workspace's binding (" + err.Error() + "); import the row again later", ""
 		}
 		if bound != r.OrgID {
 			return ResultInvalidOrgUser, fmt.Sprintf("workspace %s is not connected to org %s, so its users cannot be mapped to it", r.Workspace, r.OrgID), ""
 		}
 	}
 	if w.cfg.SlackUsers != nil {
-		if err := w.cfg.SlackUsers.CheckSlackUser(ctx, r.Workspace, r.SlackUserID); err != nil {
-			return ResultInvalidSlackUser, err.Error(), ""
+		d := w.slackDir(ctx, r.Workspace, dirs)
+		switch {
+		case errors.Is(d.err, ErrNoSlackApp):
+			return ResultInvalidSlackUser, d.err.Error(), ""
+		case d.err != nil:
+			return ResultRetry, "Slack's users could not be listed now (" + d.err.Error() + "); import the row again later", ""
+		}
+		active, known := d.users[r.SlackUserID]
+		switch {
+		case !known:
+			return ResultInvalidSlackUser, fmt.Sprintf("Slack does not know user %s in %s", r.SlackUserID, r.Workspace), ""
+		case !active:
+			return ResultInvalidSlackUser, fmt.Sprintf("Slack user %s is deactivated", r.SlackUserID), ""
 		}
 	}
 	m, err := w.cfg.Store.Connect(ctx, &Mapping{Workspace: r.Workspace, SlackUserID: r.SlackUserID, OrgID: r.OrgID,
@@ -165,8 +199,10 @@ func (w *Worker) importRow(ctx context.Context, r ImportRow) (result, msg, id st
 		return ResultAlreadyMapped, "this org user is already mapped to Slack user " + te.SlackUserID, ""
 	case errors.As(err, &ae):
 		return ResultAlreadyMapped, "this Slack user is associated with org user " + ae.OrgUserID + " in this org", ""
+	case errors.Is(err, ErrBadRequest):
+		return ResultInvalidRow, err.Error(), ""
 	}
-	return ResultInvalidRow, err.Error(), ""
+	return ResultRetry, "the mapping could not be stored now (" + err.Error() + "); import the row again later", ""
 }
 
 // AdminHandler serves the mappings admin API (mount it behind ingress.AdminOnly):
@@ -210,7 +246,12 @@ func (w *Worker) adminDelete(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// importWriteTimeout is how long an import may take to answer: longer than
+// the HTTP server's WriteTimeout, as it lists each workspace's Slack users.
+const importWriteTimeout = 5 * time.Minute
+
 func (w *Worker) adminImport(rw http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(rw).SetWriteDeadline(time.Now().Add(importWriteTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxImportBytes))
 	if err != nil {
 		ingress.WriteJSONError(rw, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("import bodies are capped at %d bytes; split the file", maxImportBytes))
@@ -234,7 +275,12 @@ func (w *Worker) adminImport(rw http.ResponseWriter, r *http.Request) {
 	for _, x := range res {
 		counts[x.Result]++
 	}
-	ingress.WriteJSON(rw, http.StatusOK, map[string]any{"results": res, "counts": counts})
+	status := http.StatusOK
+	if len(res) > 0 && counts[ResultRetry] == len(res) {
+		// Nothing could be checked or stored: Slack or Redis is unavailable.
+		status = http.StatusServiceUnavailable
+	}
+	ingress.WriteJSON(rw, status, map[string]any{"results": res, "counts": counts})
 }
 
 func (w *Worker) adminExport(rw http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,9 @@ var (
 	ErrAlreadyMapped = errors.New("Slack user already mapped")
 	// ErrBadRequest: a lookup or import row is missing a field or malformed.
 	ErrBadRequest = errors.New("bad request")
+	// ErrNoSlackApp: no app is installed in the workspace, so its Slack users
+	// cannot be checked (a lasting condition, unlike Slack being unavailable).
+	ErrNoSlackApp = errors.New("no app is installed in the workspace to check its Slack users with")
 )
 
 // AssociatedError: the Slack user was associated with another org user of

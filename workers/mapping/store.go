@@ -101,6 +101,7 @@ func parseID(id string) (w, u string, ok bool) {
 // connectScript checks the association rules and writes association and
 // mapping in one step. Replies: {'ok'}, {'assoc', json}, {'taken', slack_user}, {'mapped', json}.
 var connectScript = redis.NewScript(`
+if ARGV[7] ~= '' and redis.call('GET', KEYS[8]) ~= ARGV[7] then return {'fenced'} end
 local a = redis.call('GET', KEYS[2])
 if a and cjson.decode(a).org_user_id ~= ARGV[2] then return {'assoc', a} end
 local u = redis.call('GET', KEYS[3])
@@ -126,6 +127,13 @@ return {'ok'}`)
 // with [*AssociatedError] or [*TakenError] when the association rules forbid
 // it; an import (m.Source == "import") also with [ErrAlreadyMapped].
 func (s *Store) Connect(ctx context.Context, m *Mapping) (*Mapping, error) {
+	return s.ConnectFenced(ctx, m, nil)
+}
+
+// ConnectFenced is [Store.Connect] that writes only while lock (the
+// workspace's binding lock, same hash tag) is still held; nil: unfenced. It
+// fails with [store.ErrLockNotHeld] when the lock was lost.
+func (s *Store) ConnectFenced(ctx context.Context, m *Mapping, lock *store.Lock) (*Mapping, error) {
 	if m.Workspace == "" || m.SlackUserID == "" || m.OrgID == "" || m.OrgUserID == "" {
 		return nil, fmt.Errorf("%w: workspace, Slack user, org and org user are required", ErrBadRequest)
 	}
@@ -156,9 +164,22 @@ func (s *Store) Connect(ctx context.Context, m *Mapping) (*Mapping, error) {
 	mb, _ := json.Marshal(rec)
 	ab, _ := json.Marshal(Association{OrgUserID: m.OrgUserID, Username: m.Username})
 	w, org := m.Workspace, m.OrgID
+	fenceKey, fenceToken := store.Key(w, "lock", "binding"), ""
+	if lock != nil {
+		fenceKey, fenceToken = lock.Key(), lock.Token()
+	}
+	// The indexes first (they live in other slots, so not in the script): a
+	// crash between leaves an index entry without a mapping, which readers
+	// skip, never a mapping org-side revocation cannot find.
+	pipe := s.rdb.Pipeline()
+	pipe.SAdd(ctx, kWorkspaces, w)
+	pipe.SAdd(ctx, kOrgWorkspaces(org), w)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("mapping: indexing workspace %s: %w", w, err)
+	}
 	keys := []string{kMap(w, m.SlackUserID), kAssoc(w, org, m.SlackUserID), kAssocByOrg(w, org, m.OrgUserID),
-		kMapByOrg(w, org, m.OrgUserID), kMaps(w), kAssocOrgs(w, m.SlackUserID), kAssocUsers(w)}
-	res, err := connectScript.Run(ctx, s.rdb, keys, m.SlackUserID, m.OrgUserID, mb, ab, org, m.Source).StringSlice()
+		kMapByOrg(w, org, m.OrgUserID), kMaps(w), kAssocOrgs(w, m.SlackUserID), kAssocUsers(w), fenceKey}
+	res, err := connectScript.Run(ctx, s.rdb, keys, m.SlackUserID, m.OrgUserID, mb, ab, org, m.Source, fenceToken).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("mapping: connecting %s in %s: %w", m.SlackUserID, w, err)
 	}
@@ -171,12 +192,8 @@ func (s *Store) Connect(ctx context.Context, m *Mapping) (*Mapping, error) {
 		return nil, &TakenError{SlackUserID: res[1]}
 	case "mapped":
 		return nil, ErrAlreadyMapped
-	}
-	pipe := s.rdb.Pipeline()
-	pipe.SAdd(ctx, kWorkspaces, w)
-	pipe.SAdd(ctx, kOrgWorkspaces(org), w)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("mapping: indexing workspace %s: %w", w, err)
+	case "fenced":
+		return nil, store.ErrLockNotHeld
 	}
 	return &out, nil
 }
@@ -294,6 +311,7 @@ func (s *Store) delete(ctx context.Context, w, u, id string) (*Mapping, error) {
 // revokeScript removes a Slack user's mapping and every association it has
 // in the given orgs (all of them when ARGV[2] is empty) in one workspace.
 var revokeScript = redis.NewScript(`
+if ARGV[3] ~= '' and redis.call('GET', KEYS[7]) ~= ARGV[3] then return -1 end
 local w_assoc, w_maporg, u = KEYS[4], KEYS[5], ARGV[1]
 local m = redis.call('GET', KEYS[1])
 local removed = 0
@@ -328,10 +346,21 @@ return removed`)
 // (with org only, or every org when org is empty) are removed, so u may then
 // be associated with another org user. It reports whether anything was removed.
 func (s *Store) Revoke(ctx context.Context, w, u, org string) (bool, error) {
-	keys := []string{kMap(w, u), kMaps(w), kAssocOrgs(w, u), store.Key(w, "assoc") + ":", store.Key(w, "map", "org") + ":", kAssocUsers(w)}
-	n, err := revokeScript.Run(ctx, s.rdb, keys, u, org).Int()
+	return s.revoke(ctx, w, u, org, nil)
+}
+
+func (s *Store) revoke(ctx context.Context, w, u, org string, lock *store.Lock) (bool, error) {
+	fenceKey, fenceToken := store.Key(w, "lock", "binding"), ""
+	if lock != nil {
+		fenceKey, fenceToken = lock.Key(), lock.Token()
+	}
+	keys := []string{kMap(w, u), kMaps(w), kAssocOrgs(w, u), store.Key(w, "assoc") + ":", store.Key(w, "map", "org") + ":", kAssocUsers(w), fenceKey}
+	n, err := revokeScript.Run(ctx, s.rdb, keys, u, org, fenceToken).Int()
 	if err != nil {
 		return false, fmt.Errorf("mapping: revoking %s/%s: %w", w, u, err)
+	}
+	if n < 0 {
+		return false, store.ErrLockNotHeld
 	}
 	return n == 1, nil
 }
@@ -368,13 +397,19 @@ func (s *Store) RevokeOrgUser(ctx context.Context, org, ou string) ([][2]string,
 // ClearWorkspace removes every mapping and association of workspace w (the
 // app was uninstalled): a reinstall may target a new org with new users.
 func (s *Store) ClearWorkspace(ctx context.Context, w string) (int, error) {
+	return s.ClearWorkspaceFenced(ctx, w, nil)
+}
+
+// ClearWorkspaceFenced is [Store.ClearWorkspace] writing only while lock
+// (the workspace's binding lock) is held; nil: unfenced.
+func (s *Store) ClearWorkspaceFenced(ctx context.Context, w string, lock *store.Lock) (int, error) {
 	users, err := s.rdb.SUnion(ctx, kMaps(w), kAssocUsers(w)).Result()
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, u := range users {
-		ok, err := s.Revoke(ctx, w, u, "")
+		ok, err := s.revoke(ctx, w, u, "", lock)
 		if err != nil {
 			return n, err
 		}
@@ -383,6 +418,29 @@ func (s *Store) ClearWorkspace(ctx context.Context, w string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// Sample returns up to n mappings of workspace w to org (random members,
+// without reading them all).
+func (s *Store) Sample(ctx context.Context, w, org string, n int) ([]*Mapping, error) {
+	users, err := s.rdb.SRandMemberN(ctx, kMaps(w), int64(n)).Result()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Mapping
+	for _, u := range users {
+		m, err := s.Get(ctx, w, u)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m.OrgID == org {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // Filter selects mappings for [Store.List]; empty fields match everything.

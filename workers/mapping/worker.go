@@ -33,10 +33,12 @@ type BindingReader interface {
 	BoundOrg(ctx context.Context, workspace string) (string, error)
 }
 
-// SlackUserChecker reports whether a Slack user exists and is active in a
-// workspace (nil error) for imports; the binding worker implements it with users.info.
-type SlackUserChecker interface {
-	CheckSlackUser(ctx context.Context, workspace, slackUserID string) error
+// SlackDirectory lists a workspace's Slack users (id → active) for imports,
+// once per workspace and import; the binding worker implements it with
+// users.list. It fails with [ErrNoSlackApp] when nothing can list them; any
+// other error is transient (rate limit, Slack or Redis unavailable).
+type SlackDirectory interface {
+	SlackUsers(ctx context.Context, workspace string) (map[string]bool, error)
 }
 
 // Config builds a [Worker].
@@ -48,7 +50,7 @@ type Config struct {
 	// Idempotency records processed messages (so replays change nothing).
 	Idempotency *store.Idempotency
 	Bindings    BindingReader
-	SlackUsers  SlackUserChecker
+	SlackUsers  SlackDirectory
 }
 
 // Validate reports a missing dependency.
@@ -83,12 +85,16 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Store() *Store { return w.cfg.Store }
 
 // Register adds the worker's consumers to r.
+//
+// Profile edits make user_change frequent, and only a deactivation
+// (deleted=true) matters here: the others are acked before the idempotency
+// record, so they leave no key behind.
 func (w *Worker) Register(r *bus.Runner) error {
 	idem := bus.Idempotent(w.cfg.Idempotency, 0)
 	if err := r.Register(bus.ConsumerConfig{
 		Stream: events.StreamSlack, Durable: DurableSlackUsers,
 		FilterSubjects: []string{"slack.events.*.user_change"},
-	}, w.HandleUserChange, idem); err != nil {
+	}, w.HandleUserChange, onlyDeactivations, idem); err != nil {
 		return err
 	}
 	return r.Register(bus.ConsumerConfig{
@@ -185,6 +191,18 @@ type userChange struct {
 			Deleted bool   `json:"deleted"`
 		} `json:"user"`
 	} `json:"event"`
+}
+
+// onlyDeactivations acks, unhandled and unrecorded, a user_change that does
+// not deactivate the user (a profile edit).
+func onlyDeactivations(next bus.Handler) bus.Handler {
+	return func(ctx context.Context, m *bus.Message) error {
+		var ev userChange
+		if err := json.Unmarshal(m.Data, &ev); err == nil && (!ev.Event.User.Deleted || ev.Event.User.ID == "") {
+			return nil
+		}
+		return next(ctx, m)
+	}
 }
 
 // HandleUserChange fully revokes a Slack user deactivated in Slack.
