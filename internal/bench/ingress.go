@@ -39,7 +39,8 @@ type IngressOptions struct {
 	// NewConnEach opens a new TCP connection for every request, as webhook senders
 	// that do not keep connections alive do; by default connections are reused.
 	NewConnEach bool
-	// CPUProfile, when set, is a file to write a CPU profile of the ingress phase to.
+	// CPUProfile, when set, is a file to write a CPU profile of the first
+	// round's ingress phase to.
 	CPUProfile string
 	// Progress receives a line as each phase starts and ends.
 	Progress io.Writer
@@ -180,11 +181,6 @@ func Ingress(ctx context.Context, opts IngressOptions) (IngressReport, error) {
 		defer stop()
 		target = url
 	}
-	stopProfile, err := startProfile(opts.CPUProfile)
-	if err != nil {
-		return rep, err
-	}
-	defer stopProfile()
 
 	for round := 1; round <= opts.Rounds && ctx.Err() == nil; round++ {
 		fmt.Fprintf(opts.Progress, "round %d/%d: each phase %s warm-up, %s measured, %d senders\n",
@@ -192,7 +188,15 @@ func Ingress(ctx context.Context, opts IngressOptions) (IngressReport, error) {
 		r := IngressReport{Options: opts}
 		r.HTTPFloor = phase("do-nothing HTTP server", httpOp(client, floorURL, factory))
 		client.CloseIdleConnections()
+		stopProfile := func() {}
+		if round == 1 {
+			// The profile covers the first round's ingress phase only.
+			if stopProfile, err = startProfile(opts.CPUProfile); err != nil {
+				return rep, err
+			}
+		}
 		r.Ingress = phase("ingress (verify+publish)", httpOp(client, target, factory))
+		stopProfile()
 		client.CloseIdleConnections()
 		// Bare JetStream publishing of the same payloads, no HTTP.
 		r.BarePublish = phase("bare JetStream publish", func(ctx context.Context, _ int, n uint64) error {
