@@ -27,22 +27,14 @@ func runIngress(ctx context.Context, c *cli, args []string) error {
 	var f serviceFlags
 	fs := newFlags(c, "ingress", "[flags]\n\nServes Slack's requests (POST /slack/events, /slack/commands, /slack/interactivity),\n"+
 		"publishing each to JetStream before answering; GET /healthz, /readyz and /metrics.",
-		configEnv("SLACK_SIGNING_SECRET", "NATS_URL", "REDIS_URL", "ORGBRIDGE_HTTP_ADDR", "ORGBRIDGE_PUBLISH_TIMEOUT",
-			"ORGBRIDGE_SHUTDOWN_TIMEOUT", "ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_STREAM_DUPLICATE_WINDOW",
-			"ORGBRIDGE_STREAM_REPLICAS", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT")...)
+		configEnv(append([]string{"SLACK_SIGNING_SECRET", "NATS_URL", "REDIS_URL", "ORGBRIDGE_HTTP_ADDR", "ORGBRIDGE_ADMIN_TOKEN",
+			"ORGBRIDGE_PUBLISH_TIMEOUT", "ORGBRIDGE_SHUTDOWN_TIMEOUT", "ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_STREAM_DUPLICATE_WINDOW",
+			"ORGBRIDGE_STREAM_REPLICAS", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT"}, appEnv...)...)...)
 	f.register(fs, true, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := f.load(c)
-	if err != nil {
-		return err
-	}
-	if err := cfg.RequireProduction(true); err != nil {
-		return usagef("%v", err)
-	}
-	log := newLogger(c, cfg)
-	rdb, err := openRedis(ctx, cfg.RedisURL)
+	cfg, log, rdb, err := loadService(ctx, c, &f, true)
 	if err != nil {
 		return err
 	}

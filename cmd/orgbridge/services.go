@@ -190,3 +190,22 @@ func drain(conns []*nats.Conn, timeout time.Duration) {
 		nc.Close()
 	}
 }
+
+// loadService reads the configuration of a long-running part, checks what the
+// production shape needs, and connects to Redis.
+func loadService(ctx context.Context, c *cli, f *serviceFlags, needSigningSecret bool) (config.Config, *slog.Logger, *redis.Client, error) {
+	cfg, err := f.load(c)
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	if err := cfg.RequireProduction(needSigningSecret); err != nil {
+		return cfg, nil, nil, usagef("%v", err)
+	}
+	log := newLogger(c, cfg)
+	rdb, err := openRedis(ctx, cfg.RedisURL)
+	return cfg, log, rdb, err
+}
+
+// appEnv are the variables every part that talks to Slack and the org reads.
+var appEnv = []string{"ORGBRIDGE_PUBLIC_URL", "ORGBRIDGE_ENCRYPTION_KEYS", "SLACK_API_URL", "SLACK_OAUTH_URL",
+	"SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_APP_ID", "SLACK_SCOPES", "ORG_LOGIN_URL", "ORG_CLIENT_ID", "ORG_CLIENT_SECRET"}

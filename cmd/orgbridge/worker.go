@@ -73,17 +73,12 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	var only string
 	fs := newFlags(c, "worker", "[--only "+strings.Join(workerNames, ",")+"] [flags]\n\n"+
 		"Runs workers as replicas behind durable pull consumers: start as many as the load needs.",
-		configEnv("NATS_URL", "REDIS_URL", "ORGBRIDGE_SHUTDOWN_TIMEOUT", "ORGBRIDGE_STREAM_MAX_AGE",
-			"ORGBRIDGE_STREAM_DUPLICATE_WINDOW", "ORGBRIDGE_STREAM_REPLICAS", "ORGBRIDGE_ENCRYPTION_KEYS",
-			"SLACK_API_URL", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "ORG_LOGIN_URL", "ORG_CLIENT_ID",
-			"ORG_CLIENT_SECRET", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT")...)
+		configEnv(append([]string{"NATS_URL", "REDIS_URL", "ORGBRIDGE_METRICS_ADDR", "ORGBRIDGE_SHUTDOWN_TIMEOUT",
+			"ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_STREAM_DUPLICATE_WINDOW", "ORGBRIDGE_STREAM_REPLICAS",
+			"ORGBRIDGE_AUDIT_RETENTION", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT"}, appEnv...)...)...)
 	f.register(fs, false, true)
 	fs.StringVar(&only, "only", "", "comma-separated workers to run (default: all)")
 	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := f.load(c)
-	if err != nil {
 		return err
 	}
 	names := splitList(only)
@@ -92,11 +87,7 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 			return usagef("--only: unknown worker %q (choose from %s)", n, strings.Join(workerNames, ", "))
 		}
 	}
-	if err := cfg.RequireProduction(false); err != nil {
-		return usagef("%v", err)
-	}
-	log := newLogger(c, cfg)
-	rdb, err := openRedis(ctx, cfg.RedisURL)
+	cfg, log, rdb, err := loadService(ctx, c, &f, false)
 	if err != nil {
 		return err
 	}

@@ -264,6 +264,12 @@ func (c Config) RequireProduction(needSigningSecret bool) error {
 	if c.EncryptionKeys == "" {
 		return &Error{"ORGBRIDGE_ENCRYPTION_KEYS", "is required outside dev mode: id:base64 of 32 random bytes, e.g. k1:$(head -c32 /dev/urandom | base64)"}
 	}
+	if !c.HasSlackCredentials() {
+		return &Error{"SLACK_CLIENT_ID", "and SLACK_CLIENT_SECRET are required outside dev mode (your Slack app's Basic Information page)"}
+	}
+	if !c.HasOrgCredentials() {
+		return &Error{"ORG_CLIENT_ID", "and ORG_CLIENT_SECRET are required outside dev mode (the org's connected app)"}
+	}
 	return nil
 }
 
