@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/internal/ops"
 )
 
@@ -20,11 +21,11 @@ const replayUsage = "--stream NAME (--since DURATION|RFC3339 | --from-seq N) [--
 func runReplay(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "replay", replayUsage, natsURLEnv)
 	natsURL := natsURLFlag(fs, c)
-	stream := fs.String("stream", "", "stream to replay, such as SLACK (required)")
+	stream := fs.String("stream", "", "stream to replay, such as SLACK (required; not DLQ: re-drive dead letters with `orgbridge dlq redrive`)")
 	since := fs.String("since", "", "start at messages stored since this long ago (90m, 2h, 3d) or since this RFC 3339 time")
 	fromSeq := fs.Uint64("from-seq", 0, "start at this stream sequence")
 	toSeq := fs.Uint64("to-seq", 0, "end at this stream sequence (default: the stream's last sequence when the replay starts)")
-	subject := fs.String("subject", "", "replay only these subjects, comma-separated, wildcards allowed (default: the consumer's filter with --consumer, else all)")
+	subject := fs.String("subject", "", "replay only these subjects, comma-separated, wildcards allowed (default: the consumer's filter with --consumer, else all; DISCONNECT: "+ops.DisconnectRequestSubjects+" only)")
 	consumer := fs.String("consumer", "", "durable consumer the copies are for; other consumers skip them")
 	dryRun := fs.Bool("dry-run", false, "count what would be replayed and publish nothing")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
@@ -39,6 +40,8 @@ func runReplay(ctx context.Context, c *cli, args []string) error {
 	switch {
 	case *stream == "":
 		return usagef("--stream is required (SLACK, ORG, DISCONNECT, PROVISIONING, APP); `orgbridge streams` lists them")
+	case strings.EqualFold(*stream, events.StreamDLQ):
+		return usagef("--stream %s: %v", *stream, ops.ErrReplayDLQ)
 	case set["since"] == set["from-seq"]:
 		return usagef("give exactly one of --since and --from-seq to say where the replay starts")
 	case set["from-seq"] && *fromSeq == 0:

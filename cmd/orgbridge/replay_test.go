@@ -113,6 +113,8 @@ func TestReplayUsageErrors(t *testing.T) {
 		{name: "positional", args: []string{"--stream", "SLACK", "--from-seq", "1", "extra"}, wantCode: 2, wantErr: `unexpected argument "extra"`},
 		{name: "unknown flag", args: []string{"--stream", "SLACK", "--from", "1"}, wantCode: 2, wantErr: "flag provided but not defined"},
 		{name: "help", args: []string{"--help"}, wantCode: 0, wantErr: "NATS_URL"},
+		{name: "DLQ", args: []string{"--stream", "DLQ", "--from-seq", "1"}, wantCode: 2, wantErr: "use `orgbridge dlq redrive`"},
+		{name: "DLQ without a start", args: []string{"--stream", "dlq"}, wantCode: 2, wantErr: "use `orgbridge dlq redrive`"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,6 +236,75 @@ func TestReplayCommandTwiceStoresNothingNew(t *testing.T) {
 			}
 			if got := streamState(t, n.JS, events.StreamSlack).Msgs; got != 6 {
 				t.Errorf("stream holds %d messages, want 6", got)
+			}
+		})
+	}
+}
+
+// TestReplayCommandRefusesDLQ covers `replay --stream DLQ` against a DLQ that
+// holds a dead letter and a captured advisory: exit 2, nothing published.
+func TestReplayCommandRefusesDLQ(t *testing.T) {
+	n := startStreams(t)
+	dl := nats.NewMsg(events.DLQSubject(events.StreamSlack, "binding"))
+	dl.Data = []byte("{}")
+	dl.Header.Set(events.HeaderDLQSubject, "slack.events.T1.message")
+	if _, err := n.JS.PublishMsg(tctx(t), dl); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.JS.Publish(tctx(t), events.MaxDeliveriesAdvisoryPrefix+"SLACK.binding", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, n.URL, "replay", "--stream", "DLQ", "--from-seq", "1")
+	if code != 2 || !strings.Contains(stderr, "orgbridge dlq redrive") || stdout != "" {
+		t.Errorf("exit %d stdout %q stderr %q, want 2 pointing to `orgbridge dlq redrive`", code, stdout, stderr)
+	}
+	if got := streamState(t, n.JS, events.StreamDLQ).Msgs; got != 2 {
+		t.Errorf("DLQ holds %d messages, want the 2 it had", got)
+	}
+}
+
+// TestReplayCommandDisconnectRequestsOnly covers a DISCONNECT replay: without
+// --subject it re-delivers the requests only, never the results.
+func TestReplayCommandDisconnectRequestsOnly(t *testing.T) {
+	req, res := events.DisconnectRequestSubject("E1"), events.DisconnectResultSubject("E1")
+	tests := []struct {
+		name      string
+		args      []string
+		wantLines []string
+		wantAdded uint64
+	}{
+		{
+			name:      "default subjects",
+			args:      nil,
+			wantLines: []string{req + " 2 2 0", "TOTAL 2 2 0"},
+			wantAdded: 2,
+		},
+		{
+			name:      "explicit results",
+			args:      []string{"--subject", "disconnect.results.*"},
+			wantLines: []string{res + " 1 1 0", "TOTAL 1 1 0"},
+			wantAdded: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := startStreams(t)
+			pub(t, n.JS, req, "req-1", `{"request_id":"req-1"}`)
+			pub(t, n.JS, res, "res-1", `{"request_id":"req-1","state":"done"}`)
+			pub(t, n.JS, req, "req-2", `{"request_id":"req-2"}`)
+			before := streamState(t, n.JS, events.StreamDisconnect)
+
+			code, stdout, stderr := runCLI(t, n.URL, append([]string{"replay", "--stream", "DISCONNECT", "--from-seq", "1"}, tt.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			for _, want := range tt.wantLines {
+				if !hasLine(stdout, want) {
+					t.Errorf("stdout lacks line %q:\n%s", want, stdout)
+				}
+			}
+			if got := streamState(t, n.JS, events.StreamDisconnect).Msgs; got != before.Msgs+tt.wantAdded {
+				t.Errorf("stream holds %d messages, want %d", got, before.Msgs+tt.wantAdded)
 			}
 		})
 	}

@@ -178,9 +178,10 @@ func (s *RedriveSummary) add(r RedriveResult) {
 // it republishes the original body and headers (without the dead-letter
 // headers) on the original subject with [events.HeaderOriginID] = the
 // original's identity, [events.HeaderReplayFor] = the failing consumer and
-// Nats-Msg-Id "redrive:<id>", waits for the stream's acknowledgement and only
-// then deletes the dead letter. Re-driving the same id again within the
-// duplicate window (say after the delete failed) stores nothing new.
+// Nats-Msg-Id [RedriveMsgID] (the origin identity and the DLQ id), waits for
+// the stream's acknowledgement and only then deletes the dead letter.
+// Re-driving the same dead letter again within the duplicate window (say after
+// the delete failed) stores nothing new.
 func Redrive(ctx context.Context, js jetstream.JetStream, id uint64) (RedriveResult, error) {
 	s, err := openStream(ctx, js, events.StreamDLQ)
 	if err != nil {
@@ -227,8 +228,14 @@ func RedriveAll(ctx context.Context, js jetstream.JetStream, f DLQFilter, progre
 	return sum, nil
 }
 
-// RedriveMsgID is the Nats-Msg-Id of the re-drive of dead letter id.
-func RedriveMsgID(id uint64) string { return "redrive:" + strconv.FormatUint(id, 10) }
+// RedriveMsgID is the Nats-Msg-Id of the re-drive of dead letter id whose
+// original has identity originID: "redrive:<origin id>:<dlq id>". The DLQ id
+// alone is not enough: when the DLQ stream is recreated its sequences start
+// over, and a different dead letter parked at a re-used id within the
+// duplicate window would be taken for a duplicate and deleted unpublished.
+func RedriveMsgID(originID string, id uint64) string {
+	return "redrive:" + originID + ":" + strconv.FormatUint(id, 10)
+}
 
 func redrive(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, d *DeadLetter) (RedriveResult, error) {
 	r := RedriveResult{ID: d.ID, Subject: d.Subject}
@@ -261,7 +268,7 @@ func republish(ctx context.Context, js jetstream.JetStream, d *DeadLetter) (*jet
 	} else {
 		msg.Header.Del(events.HeaderReplayFor)
 	}
-	opts := []jetstream.PublishOpt{jetstream.WithMsgID(RedriveMsgID(d.ID))}
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(RedriveMsgID(id, d.ID))}
 	if d.Stream != "" {
 		opts = append(opts, jetstream.WithExpectStream(d.Stream))
 	}

@@ -136,7 +136,7 @@ func TestRedrive(t *testing.T) {
 		{"identity", events.MessageIdentity(cp.Header, events.StreamSlack, cp.Sequence), events.MessageIdentity(orig.Header, events.StreamSlack, orig.Sequence)},
 		{events.HeaderOriginID, cp.Header.Get(events.HeaderOriginID), "Ev-1"},
 		{events.HeaderReplayFor, cp.Header.Get(events.HeaderReplayFor), "binding"},
-		{events.HeaderMsgID, cp.Header.Get(events.HeaderMsgID), RedriveMsgID(f.ids[1])},
+		{events.HeaderMsgID, cp.Header.Get(events.HeaderMsgID), RedriveMsgID("Ev-1", f.ids[1])},
 		{events.HeaderTeam, cp.Header.Get(events.HeaderTeam), "T1"},
 		{events.HeaderDLQError, cp.Header.Get(events.HeaderDLQError), ""},
 		{events.HeaderDLQConsumer, cp.Header.Get(events.HeaderDLQConsumer), ""},
@@ -282,5 +282,41 @@ func TestPurgeDeadLetters(t *testing.T) {
 				t.Errorf("advisory gone after purge")
 			}
 		})
+	}
+}
+
+// TestRedriveAfterDLQRecreated covers a DLQ stream recreated within the
+// duplicate window: its sequences start over, so a different dead letter is
+// parked at the id of one already re-driven. Its re-drive must publish it, not
+// take it for a duplicate and delete it unpublished.
+func TestRedriveAfterDLQRecreated(t *testing.T) {
+	n := startNATS(t)
+	first := publish(t, n.JS, subjMsg, "Ev-A", `{"event_id":"Ev-A"}`, events.HeaderTeam, "T1")
+	id := parkFromStream(t, n.JS, events.StreamSlack, first, "mapping", "boom")
+	if r, err := Redrive(testCtx(t), n.JS, id); err != nil || r.Duplicate {
+		t.Fatalf("first Redrive = %+v, %v; want a new copy", r, err)
+	}
+
+	if err := n.JS.DeleteStream(testCtx(t), events.StreamDLQ); err != nil {
+		t.Fatalf("deleting the DLQ stream: %v", err)
+	}
+	n.EnsureStreams(t)
+	second := publish(t, n.JS, subjMsg, "Ev-B", `{"event_id":"Ev-B"}`, events.HeaderTeam, "T1")
+	if got := parkFromStream(t, n.JS, events.StreamSlack, second, "mapping", "boom"); got != id {
+		t.Fatalf("new dead letter parked at id %d, want the re-used id %d", got, id)
+	}
+
+	last := getLastSeq(t, n.JS, events.StreamSlack)
+	r, err := Redrive(testCtx(t), n.JS, id)
+	if err != nil {
+		t.Fatalf("Redrive: %v", err)
+	}
+	if r.Duplicate || r.Seq != last+1 {
+		t.Fatalf("Redrive = %+v, want a new copy at SLACK seq %d", r, last+1)
+	}
+	cp := getMsg(t, n.JS, events.StreamSlack, r.Seq)
+	if string(cp.Data) != `{"event_id":"Ev-B"}` || cp.Header.Get(events.HeaderOriginID) != "Ev-B" ||
+		cp.Header.Get(events.HeaderMsgID) != RedriveMsgID("Ev-B", id) {
+		t.Errorf("copy = %s %v, want Ev-B's body and identity", cp.Data, cp.Header)
 	}
 }

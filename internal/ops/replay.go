@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,17 @@ const (
 // consumer of the stream.
 const ReplayAllConsumers = "all"
 
+// DisconnectRequestSubjects is the subject filter a DISCONNECT replay uses
+// when no subjects are given: the requests only (disconnect.requests.*). The
+// stream also holds disconnect.results.*, which other systems consume; replaying
+// those would announce old results to them again.
+var DisconnectRequestSubjects = strings.TrimSuffix(events.DisconnectRequestSubject("x"), "x") + "*"
+
+// ErrReplayDLQ is returned for a replay of the DLQ stream: its dead letters and
+// captured MAX_DELIVERIES advisories would come back as more dead letters.
+// Dead letters are re-delivered with `orgbridge dlq redrive`.
+var ErrReplayDLQ = errors.New("the DLQ stream cannot be replayed: its copies would only become more dead letters; use `orgbridge dlq redrive` to re-deliver dead letters")
+
 // ReplayConfig says which part of a stream to re-deliver and to whom.
 type ReplayConfig struct {
 	// Stream is the stream to replay, such as [events.StreamSlack].
@@ -40,7 +52,10 @@ type ReplayConfig struct {
 	// it never reads its own copies.
 	ToSeq uint64
 	// Subjects limits the replay to messages on these subjects (wildcards
-	// allowed). Empty means the consumer's filter subjects with Consumer, else all.
+	// allowed). Empty means the consumer's filter subjects with Consumer, else
+	// all; except on [events.StreamDisconnect], where empty means
+	// [DisconnectRequestSubjects] (narrowed to the consumer's filter with
+	// Consumer), never the results.
 	Subjects []string
 	// Consumer, when set, names the durable consumer the copies are for: the
 	// copies carry [events.HeaderReplayFor] and other consumers skip them.
@@ -65,6 +80,8 @@ func (c ReplayConfig) Validate() error {
 	switch {
 	case c.Stream == "":
 		return errors.New("a stream is required")
+	case strings.EqualFold(c.Stream, events.StreamDLQ):
+		return ErrReplayDLQ
 	case c.Since.IsZero() && c.FromSeq == 0:
 		return errors.New("say where the replay starts: one of --since or --from-seq")
 	case !c.Since.IsZero() && c.FromSeq != 0:
@@ -166,6 +183,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, cfg ReplayConfig, progr
 		if len(filter) == 0 {
 			filter = consumerFilters(ci.CachedInfo().Config)
 		}
+	}
+	if cfg.Stream == events.StreamDisconnect && len(cfg.Subjects) == 0 {
+		filter = disconnectRequestFilter(filter)
 	}
 
 	end := info.State.LastSeq
@@ -272,6 +292,43 @@ func Replay(ctx context.Context, js jetstream.JetStream, cfg ReplayConfig, progr
 	sum.BySubject = sortedCounts(counts)
 	sum.Elapsed = time.Since(started)
 	return sum, err
+}
+
+// disconnectRequestFilter keeps the filters that select only disconnect
+// requests; when none do, it is [DisconnectRequestSubjects].
+func disconnectRequestFilter(filters []string) []string {
+	var out []string
+	for _, f := range filters {
+		if subjectWithin(f, DisconnectRequestSubjects) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return []string{DisconnectRequestSubjects}
+	}
+	return out
+}
+
+// subjectWithin reports whether every subject matching filter also matches
+// pattern; pattern may use '*' and a final '>'.
+func subjectWithin(filter, pattern string) bool {
+	ft, pt := strings.Split(filter, "."), strings.Split(pattern, ".")
+	for i, p := range pt {
+		if p == ">" {
+			return len(ft) > i
+		}
+		if i >= len(ft) {
+			return false
+		}
+		switch {
+		case ft[i] == ">":
+			return false
+		case p == "*":
+		case ft[i] != p:
+			return false
+		}
+	}
+	return len(ft) == len(pt)
 }
 
 // consumerFilters returns the subjects a consumer configuration filters on.

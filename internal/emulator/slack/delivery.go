@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"net/http"
 	"net/url"
@@ -222,14 +223,52 @@ type responseURL struct {
 
 func (e *Emulator) newResponseURLLocked(teamID, userID, channelID string) string {
 	id := e.randString(alnum, 24)
-	e.respURLs[id] = &responseURL{teamID: teamID, userID: userID, channelID: channelID, created: e.clock.Now()}
+	now := e.clock.Now()
+	e.respURLs[id] = &responseURL{teamID: teamID, userID: userID, channelID: channelID, created: now}
+	sweepExpired(e.respURLs, func(ru *responseURL) bool { return !now.Before(ru.created.Add(responseURLTTL)) })
 	return e.baseURL + "/_emulator/response/" + id
 }
 
 func (e *Emulator) newTriggerLocked(teamID, userID string) string {
 	id := e.randString(digits, 13) + "." + e.randString(digits, 13) + "." + e.randString("0123456789abcdef", 32)
-	e.triggers[id] = &trigger{teamID: teamID, userID: userID, expires: e.clock.Now().Add(triggerTTL)}
+	now := e.clock.Now()
+	e.triggers[id] = &trigger{teamID: teamID, userID: userID, expires: now.Add(triggerTTL)}
+	sweepExpired(e.triggers, func(tr *trigger) bool { return !now.Before(tr.expires) })
 	return id
+}
+
+// sweepMinEntries is the size below which a map of handed-out ids (response
+// URLs, trigger ids, OAuth codes) is never swept.
+const sweepMinEntries = 64
+
+// sweepDue reports whether a map of handed-out ids that has just grown to n
+// entries is due for a sweep: from [sweepMinEntries] on, each time n reaches a
+// multiple of a quarter of the power of two at or below it. A map only grows
+// one entry at a time, so a sweep comes at least every n/4 inserts and costs n:
+// a constant amount per insert, with no state and no goroutine.
+func sweepDue(n int) bool {
+	if n < sweepMinEntries {
+		return false
+	}
+	step := (1 << (bits.Len(uint(n)) - 1)) / 4
+	return n%step == 0
+}
+
+// sweepExpired deletes the entries of m that expired, when [sweepDue] says
+// so. Called (e.mu held) after each insert, it keeps the maps of a
+// long-running emulator to what is still usable plus at most a few recent
+// inserts' worth of expired entries. An expired id answers as an unknown one
+// once swept (expired_url becomes invalid_url, expired_trigger_id
+// invalid_trigger_id; an expired code is invalid_code either way).
+func sweepExpired[V any](m map[string]V, expired func(V) bool) {
+	if !sweepDue(len(m)) {
+		return
+	}
+	for k, v := range m {
+		if expired(v) {
+			delete(m, k)
+		}
+	}
 }
 
 // Command is a slash command to deliver.

@@ -51,8 +51,9 @@ func (e *Emulator) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	state := q.Get("state")
 
 	e.mu.Lock()
+	now := e.clock.Now()
 	code := &authCode{redirectURI: q.Get("redirect_uri"), scopes: q.Get("scope"), userScopes: q.Get("user_scope"),
-		channel: q.Get("channel"), expires: e.clock.Now().Add(codeTTL)}
+		channel: q.Get("channel"), expires: now.Add(codeTTL)}
 	switch {
 	case q.Get("enterprise") != "":
 		code.ent = e.world.ents[q.Get("enterprise")]
@@ -85,6 +86,7 @@ func (e *Emulator) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	value := e.randString(digits, 12) + "." + e.randString(digits, 12) + "." + e.randString("0123456789abcdef", 32)
 	e.codes[value] = code
+	sweepExpired(e.codes, func(c *authCode) bool { return !now.Before(c.expires) })
 	e.mu.Unlock()
 	back(url.Values{"code": {value}, "state": {state}})
 }
