@@ -72,6 +72,10 @@ var (
 	teamPattern       = regexp.MustCompile(`^T[A-Z0-9]{2,}$`)
 )
 
+// ValidEnterpriseID reports whether id looks like an Enterprise Grid id (E…),
+// as [DisconnectRequest.Validate] requires of enterprise_id.
+func ValidEnterpriseID(id string) bool { return enterprisePattern.MatchString(id) }
+
 // Error codes of rejected requests, in [DisconnectResult.Error].
 const (
 	DisconnectErrInvalidRequest    = "invalid_request"

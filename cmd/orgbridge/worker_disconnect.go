@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -31,7 +32,20 @@ func newDisconnectWorker(d workerDeps) (*disconnect.Worker, error) {
 		JS: d.js, Redis: d.rdb, Slack: sc,
 		Installations: installs,
 		Logger:        d.log.With("worker", "disconnect"),
-	}, disconnect.Config{TimeScale: d.cfg.TimeScale, WorkerID: host, AuditRetention: d.cfg.AuditRetention})
+	}, disconnect.Config{TimeScale: d.cfg.TimeScale, WorkerID: host, AuditRetention: d.cfg.AuditRetention,
+		MaxNotBefore: maxNotBefore(d.cfg.Streams.MaxAge)})
+}
+
+// maxNotBefore is how far ahead a disconnect may be scheduled: an hour less
+// than the stream keeps messages, since a waiting request lives in the stream.
+func maxNotBefore(streamMaxAge time.Duration) time.Duration {
+	if streamMaxAge <= 0 {
+		return 0 // no limit on the stream: the worker's default
+	}
+	if streamMaxAge <= 2*time.Hour {
+		return max(streamMaxAge/2, time.Minute)
+	}
+	return streamMaxAge - time.Hour
 }
 
 // disconnectInstallations reads org-wide installs of this Slack app from the

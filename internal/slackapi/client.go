@@ -7,7 +7,8 @@
 // the call went through slack-go or through this package:
 // [slack.SlackErrorResponse] for an "ok": false answer, *[slack.RateLimitedError]
 // (with RetryAfter) for HTTP 429, [slack.StatusCodeError] for any other non-200
-// status, and *[TransportError] when no answer arrived.
+// status, and *[TransportError] when no usable answer arrived (none at all, or
+// an HTTP 200 whose body is not JSON).
 package slackapi
 
 import (
@@ -94,7 +95,8 @@ func (c *Client) Slack(token string) *slack.Client {
 	return slack.New(token, slack.OptionAPIURL(c.apiURL), slack.OptionHTTPClient(c.hc))
 }
 
-// TransportError is a call that got no HTTP answer. MaybeSent is false only
+// TransportError is a call that got no usable HTTP answer (none, a body cut
+// off, or a 200 that is not JSON). MaybeSent is false only
 // when the connection could not even be made, so Slack cannot have acted on
 // the request; otherwise (a timeout, a reset) it may have.
 type TransportError struct {
@@ -158,7 +160,10 @@ func (c *Client) call(ctx context.Context, method, token string, args url.Values
 	resp.Body = jsonOrNil(body)
 	var sr slack.SlackResponse
 	if err := json.Unmarshal(body, &sr); err != nil {
-		return resp, fmt.Errorf("slackapi: %s answered with something that is not JSON: %w", method, err)
+		// A 200 that is not Slack's JSON (a proxy's page, a cut-off body) says
+		// nothing about whether Slack acted: as good as no answer.
+		return resp, &TransportError{Method: method, MaybeSent: true,
+			Err: fmt.Errorf("answered HTTP 200 with something that is not JSON: %w", err)}
 	}
 	if !sr.Ok {
 		if strings.TrimSpace(sr.Error) == "" {

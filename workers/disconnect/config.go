@@ -49,6 +49,13 @@ type Config struct {
 	// 10m, 1h).
 	ConfirmFirst, ConfirmMax, ConfirmDeadline time.Duration
 
+	// MaxNotBefore is how far ahead a request's not_before may be (real,
+	// default 6 days 23 hours). A delayed request waits in JetStream
+	// (NakWithDelay), so it must come due well within the DISCONNECT stream's
+	// MaxAge, or the stream drops it unanswered: set it to MaxAge less an
+	// hour. A later not_before is rejected.
+	MaxNotBefore time.Duration
+
 	// RecordTTL is how long request records are kept after their last change
 	// (default 90 days).
 	RecordTTL time.Duration
@@ -70,6 +77,10 @@ type Config struct {
 // DefaultAuditRetention is how long audit entries are kept unless
 // Config.AuditRetention says otherwise: 400 days, a year and some slack.
 const DefaultAuditRetention = 400 * 24 * time.Hour
+
+// DefaultMaxNotBefore is Config.MaxNotBefore's default: the stream's default
+// MaxAge (7 days) less an hour.
+const DefaultMaxNotBefore = 7*24*time.Hour - time.Hour
 
 func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
@@ -107,6 +118,7 @@ func (c Config) withDefaults() Config {
 	def(&c.ConfirmMax, 10*time.Minute)
 	def(&c.ConfirmDeadline, time.Hour)
 	def(&c.RecordTTL, 90*24*time.Hour)
+	def(&c.MaxNotBefore, DefaultMaxNotBefore)
 	def(&c.AuditRetention, DefaultAuditRetention)
 	def(&c.PolicyTick, 30*time.Second)
 	if c.Now == nil {
@@ -132,7 +144,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("audit retention %s must be at least a day (default %s)", c.AuditRetention, DefaultAuditRetention))
 	}
 	if c.AckWait < 0 || c.CallTimeout < 0 || c.RetryMin < 0 || c.RetryMax < c.RetryMin || c.ConfirmFirst < 0 ||
-		c.ConfirmMax < c.ConfirmFirst || c.ConfirmDeadline < c.ConfirmFirst || c.PolicyTick < 0 || c.MaxBlock < 0 || c.PaceMinGap < 0 {
+		c.ConfirmMax < c.ConfirmFirst || c.ConfirmDeadline < c.ConfirmFirst || c.PolicyTick < 0 || c.MaxBlock < 0 || c.PaceMinGap < 0 || c.MaxNotBefore < 0 {
 		errs = append(errs, errors.New("durations must be positive, with RetryMin ≤ RetryMax and ConfirmFirst ≤ ConfirmMax, ConfirmDeadline"))
 	}
 	if c.MaxAttempts < 1 || c.MaxUnknownAttempts < 1 {

@@ -30,6 +30,14 @@ const (
 	Retryable
 	// Final errors fail the request at once.
 	Final
+	// MaybeActed errors say the call failed but Slack may have acted before
+	// it failed. They are handled like a call that got no answer: the "in
+	// flight" record is kept and team.externalTeams.list decides (see
+	// resolveInFlight); the method is called again only once the list has
+	// shown the target still connected past ConfirmDeadline, by when a
+	// disconnect Slack had started would have finished, and at most
+	// Config.MaxAttempts calls in all.
+	MaybeActed
 )
 
 func (c Class) String() string {
@@ -38,6 +46,8 @@ func (c Class) String() string {
 		return "retryable"
 	case Final:
 		return "final"
+	case MaybeActed:
+		return "maybe_acted"
 	}
 	return "unknown"
 }
@@ -45,20 +55,36 @@ func (c Class) String() string {
 // errorClasses classifies every error team.externalTeams.disconnect documents
 // (shared/seeds/001), plus the HTTP answers that stand for one. This is the
 // one table; tests walk it entry by entry against the Slack emulator.
+//
+// The line between Retryable and MaybeActed is whether Slack may have done
+// part of the work. Retryable answers come from before the method ran: Slack
+// refused the call at the door (rate limit, an unavailable service, a POST
+// body that never arrived whole, a workspace or org mid-migration, network
+// limits), so forgetting the "in flight" record and calling again cannot
+// disconnect twice. MaybeActed answers come from during or after it: Slack's
+// table says of internal_error and fatal_error "it's possible some aspect of
+// the operation succeeded before the error was raised", and an HTTP 500, 502
+// or 504 (a server error, or a proxy that lost or gave up waiting for Slack's
+// answer) leaves the same doubt. HTTP 503 is the load balancer turning the
+// call away, like service_unavailable. A 200 whose body is not JSON, and no
+// answer at all after the request was sent, are *slackapi.TransportError
+// with MaybeSent and are handled like MaybeActed.
 var errorClasses = map[string]Class{
-	// Transient on Slack's side: try again later.
+	// Slack refused before acting: try again later.
 	"ratelimited":         Retryable, // also HTTP 429; Retry-After adjusts the pacer
-	"internal_error":      Retryable,
-	"fatal_error":         Retryable,
 	"service_unavailable": Retryable,
-	"request_timeout":     Retryable,
+	"request_timeout":     Retryable, // the POST body was missing or truncated: nothing ran
 	"team_added_to_org":   Retryable, // workspace migrating into an org
 	"org_login_required":  Retryable, // enterprise migration in progress
 	"accesslimited":       Retryable, // network limits; may lift
-	"http_500":            Retryable,
-	"http_502":            Retryable,
 	"http_503":            Retryable,
-	"http_504":            Retryable,
+
+	// Slack may have acted: check with team.externalTeams.list, never call blindly.
+	"internal_error": MaybeActed,
+	"fatal_error":    MaybeActed,
+	"http_500":       MaybeActed,
+	"http_502":       MaybeActed,
+	"http_504":       MaybeActed,
 
 	// The installation cannot do it: a person must fix the install or token.
 	"invalid_auth":              Final,

@@ -21,6 +21,8 @@ import (
 // validates and accepts it, later ones (NakWithDelay) call Slack when the
 // pacer's slot comes, and confirm. See the package doc for crash safety.
 func (w *Worker) Handle(ctx context.Context, m *bus.Message) error {
+	// The subject says whose request this is; a body never steers a
+	// rejection (its record, audit entry and result) to another enterprise.
 	enterprise := strings.TrimPrefix(m.Subject, "disconnect.requests.")
 	var req events.DisconnectRequest
 	if err := events.Decode(m.Header, m.Data, &req); err != nil {
@@ -32,10 +34,10 @@ func (w *Worker) Handle(ctx context.Context, m *bus.Message) error {
 		if errors.As(err, &re) {
 			code = re.Code
 		}
-		return w.rejectNew(ctx, m, req, code, err.Error())
+		return w.rejectNew(ctx, m, enterprise, req, code, err.Error())
 	}
 	if req.EnterpriseID != enterprise {
-		return w.rejectNew(ctx, m, req, events.DisconnectErrInvalidRequest,
+		return w.rejectNew(ctx, m, enterprise, req, events.DisconnectErrInvalidRequest,
 			fmt.Sprintf("enterprise_id %s does not match the subject's enterprise %s: publish on %s",
 				req.EnterpriseID, enterprise, events.DisconnectRequestSubject(req.EnterpriseID)))
 	}
@@ -61,35 +63,64 @@ func (w *Worker) Handle(ctx context.Context, m *bus.Message) error {
 	return w.advance(ctx, rec)
 }
 
-// rejectUnreadable answers a body that is not a request at all.
+// rejectUnreadable answers a body that is not a request at all, on the
+// subject's enterprise. Only a valid enterprise id gets an audit entry (a
+// garbage subject token must not create an audit trail kept for a year).
 func (w *Worker) rejectUnreadable(ctx context.Context, m *bus.Message, enterprise string, derr error) error {
 	now := time.Now().UTC()
 	res := events.DisconnectResult{SchemaVersion: events.SchemaVersion, RequestID: m.Identity, EnterpriseID: enterprise,
 		State: events.DisconnectRejected, Error: events.DisconnectErrInvalidRequest,
 		Message: "the body is not a disconnect request (" + derr.Error() + "); see events/README.md for the schema", At: now}
-	_ = w.store.Append(ctx, AuditEntry{Time: now, EnterpriseID: enterprise, RequestID: m.Identity, Event: "rejected",
-		State: string(events.DisconnectRejected), Error: res.Error, Message: res.Message, Worker: w.cfg.WorkerID})
+	if events.ValidEnterpriseID(enterprise) {
+		_ = w.store.Append(ctx, AuditEntry{Time: now, EnterpriseID: enterprise, RequestID: m.Identity, Event: "rejected",
+			State: string(events.DisconnectRejected), Error: res.Error, Message: res.Message, Worker: w.cfg.WorkerID})
+	} else {
+		res.Message = "the subject's enterprise " + strconvQuote(enterprise) + " is not an Enterprise Grid id (E…), and " + res.Message
+		w.log.Warn("disconnect: rejected a request on a subject without a valid enterprise id",
+			slog.String("subject", m.Subject), slog.String("identity", m.Identity), slog.Any("error", derr))
+	}
 	_, err := w.pub.Publish(ctx, events.DisconnectResultSubject(enterprise), events.DisconnectResultMsgID(m.Identity, res.State), res)
 	return err
 }
 
-// rejectNew rejects a request that breaks the schema. A request whose id is
-// usable gets a record, so its status can be looked up.
-func (w *Worker) rejectNew(ctx context.Context, m *bus.Message, req events.DisconnectRequest, code, msg string) error {
-	if req.RequestID == "" || !validID(req.RequestID) || req.EnterpriseID == "" || strings.ContainsAny(req.EnterpriseID, "{}") {
-		e := req.EnterpriseID
-		if e == "" {
-			e = strings.TrimPrefix(m.Subject, "disconnect.requests.")
+// rejectNew rejects a request that breaks the schema or names another
+// enterprise than its subject. The record, audit entry and result belong to
+// the subject's enterprise; a request whose id is usable gets a record there,
+// so its status can be looked up. It never moves an existing request on.
+func (w *Worker) rejectNew(ctx context.Context, m *bus.Message, enterprise string, req events.DisconnectRequest, code, msg string) error {
+	if !events.ValidEnterpriseID(enterprise) || !validID(req.RequestID) {
+		return w.rejectUnreadable(ctx, m, enterprise, errors.New(msg))
+	}
+	lock, err := w.locker.Obtain(ctx, lockKey(enterprise, req.RequestID), w.cfg.AckWait)
+	if errors.Is(err, store.ErrNotObtained) {
+		return bus.RetryAfter(ErrBusy, max(w.cfg.AckWait/4, 10*time.Millisecond))
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
+	existing, found, err := w.store.Get(ctx, enterprise, req.RequestID)
+	if err != nil {
+		return err
+	}
+	if found {
+		if existing.State == events.DisconnectRejected {
+			// A redelivery of this rejection: make sure its result went out.
+			return w.republish(ctx, &existing)
 		}
-		return w.rejectUnreadable(ctx, m, e, errors.New(msg))
+		return w.rejectUnreadable(ctx, m, enterprise, fmt.Errorf("%s; request id %s belongs to another request of %s, which this message does not change",
+			msg, req.RequestID, enterprise))
 	}
 	rec := newRecord(req)
-	if existing, found, err := w.store.Get(ctx, req.EnterpriseID, req.RequestID); err != nil {
-		return err
-	} else if found {
-		return w.advance(ctx, existing)
-	}
+	rec.EnterpriseID = enterprise
 	return w.transition(ctx, &rec, events.DisconnectRejected, code, msg, AuditEntry{Event: "rejected"})
+}
+
+func strconvQuote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 func validID(id string) bool {
@@ -109,6 +140,11 @@ func (w *Worker) admit(ctx context.Context, req events.DisconnectRequest) (Recor
 	rec := newRecord(req)
 	if err := w.audit(ctx, rec, AuditEntry{Event: "received"}); err != nil {
 		return rec, true, err
+	}
+	if req.NotBefore != nil && time.Until(*req.NotBefore) > w.cfg.MaxNotBefore {
+		return rec, true, w.transition(ctx, &rec, events.DisconnectRejected, events.DisconnectErrInvalidRequest,
+			fmt.Sprintf("not_before %s is more than %s ahead; orgbridge keeps a waiting request at most that long: send it again closer to the time",
+				req.NotBefore.UTC().Format(time.RFC3339), w.cfg.MaxNotBefore), AuditEntry{Event: "rejected"})
 	}
 	in, err := w.installs.EnterpriseInstall(ctx, req.EnterpriseID)
 	switch {
@@ -133,30 +169,48 @@ func (w *Worker) admit(ctx context.Context, req events.DisconnectRequest) (Recor
 		return rec, true, w.transition(ctx, &rec, events.DisconnectRejected, events.DisconnectErrMissingScope,
 			"the org-wide installation lacks the conversations.connect:manage scope: reinstall the app with it", AuditEntry{Event: "rejected"})
 	}
-	if !req.DryRun {
-		for {
-			active, err := w.store.ClaimActive(ctx, req.EnterpriseID, req.TargetTeam, req.RequestID)
-			if err != nil {
-				return rec, true, err
+	// A request for later claims its target only when it comes due, so it
+	// neither holds up nor absorbs requests meant for now.
+	if !req.DryRun && !scheduled(rec) {
+		if other, joined, err := w.claim(ctx, rec); err != nil || joined {
+			if err == nil {
+				err = w.join(ctx, rec, other)
 			}
-			if active == req.RequestID {
-				break
-			}
-			other, found, err := w.store.Get(ctx, req.EnterpriseID, active)
-			if err != nil {
-				return rec, true, err
-			}
-			if !found || other.State.Final() {
-				// A stale claim: the other request ended (or expired) without freeing it.
-				if _, err := w.store.ReplaceActive(ctx, req.EnterpriseID, req.TargetTeam, active, req.RequestID); err != nil {
-					return rec, true, err
-				}
-				continue
-			}
-			return rec, true, w.join(ctx, rec, other)
+			return rec, true, err
 		}
 	}
 	return rec, false, w.transition(ctx, &rec, events.DisconnectAccepted, "", "queued: Slack allows about one disconnect a minute per org", AuditEntry{Event: "accepted"})
+}
+
+// scheduled reports whether rec waits for a not_before still ahead.
+func scheduled(rec Record) bool {
+	return rec.NotBefore != nil && time.Until(*rec.NotBefore) > 0
+}
+
+// claim makes rec the active request for its target, or returns the
+// active request it must join instead (joined true).
+func (w *Worker) claim(ctx context.Context, rec Record) (Record, bool, error) {
+	for {
+		active, err := w.store.ClaimActive(ctx, rec.EnterpriseID, rec.TargetTeam, rec.RequestID)
+		if err != nil {
+			return Record{}, false, err
+		}
+		if active == rec.RequestID {
+			return Record{}, false, nil
+		}
+		other, found, err := w.store.Get(ctx, rec.EnterpriseID, active)
+		if err != nil {
+			return Record{}, false, err
+		}
+		if !found || other.State.Final() {
+			// A stale claim: the other request ended (or expired) without freeing it.
+			if _, err := w.store.ReplaceActive(ctx, rec.EnterpriseID, rec.TargetTeam, active, rec.RequestID); err != nil {
+				return Record{}, false, err
+			}
+			continue
+		}
+		return other, true, nil
+	}
 }
 
 // join makes rec share the outcome of the active request for the same target.
@@ -219,6 +273,12 @@ func (w *Worker) advance(ctx context.Context, rec Record) error {
 			if d := time.Until(*rec.NotBefore); d > 0 {
 				return w.later("not before "+rec.NotBefore.UTC().Format(time.RFC3339), d)
 			}
+			// Due now: claim the target (again, harmlessly, if admit did).
+			if other, joined, err := w.claim(ctx, rec); err != nil {
+				return err
+			} else if joined {
+				return w.join(ctx, rec, other)
+			}
 		}
 		return w.attempt(ctx, rec)
 	case events.DisconnectSubmitted:
@@ -267,11 +327,21 @@ func (w *Worker) attempt(ctx context.Context, rec Record) error {
 		}
 		return err
 	}
+	// The pace is held from here: every way out before the call must
+	// release it, or the next call waits out CallTimeout for nothing.
+	if w.beforeBegin != nil {
+		if err := w.beforeBegin(ctx, rec.RequestID); err != nil {
+			w.callDone(ctx, pace, rec.RequestID)
+			return err
+		}
+	}
 	began, err := w.idem.Begin(ctx, ck, w.cfg.RecordTTL)
 	if err != nil {
+		w.callDone(ctx, pace, rec.RequestID)
 		return err
 	}
 	if !began {
+		w.callDone(ctx, pace, rec.RequestID)
 		return bus.RetryAfter(ErrBusy, time.Second)
 	}
 	rec.Attempts++
@@ -279,6 +349,7 @@ func (w *Worker) attempt(ctx context.Context, rec Record) error {
 	if err := w.store.Save(ctx, rec); err != nil {
 		// Nothing was called: clear the record so a retry may call.
 		_ = w.idem.Forget(context.WithoutCancel(ctx), ck)
+		w.callDone(ctx, pace, rec.RequestID)
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
@@ -312,13 +383,23 @@ func errString(err error) string {
 // callFailed decides what a failed call leads to.
 func (w *Worker) callFailed(ctx context.Context, rec Record, pace slackapi.Pace, callErr error) error {
 	ck := callKey(rec.EnterpriseID, rec.RequestID)
+	code := slackapi.ErrorCode(callErr)
 	var te *slackapi.TransportError
 	if errors.As(callErr, &te) && te.MaybeSent {
-		// Slack may have acted: never call again; find out with the list.
-		rec.Message = "no answer from Slack (" + te.Err.Error() + "); checking with team.externalTeams.list whether it acted"
+		code = "transport_error"
+	}
+	if code == "transport_error" || Classify(code) == MaybeActed {
+		// Slack may have acted: keep the call "in flight" and let
+		// team.externalTeams.list decide (resolveInFlight); never call blindly.
+		rec.Failures++
+		rec.MaybeActed = code
+		rec.Checks = 0
+		rec.Message = "Slack answered " + code + " (" + errString(callErr) + "), which may still have disconnected; checking with team.externalTeams.list whether it acted"
+		rec.UpdatedAt = time.Now().UTC()
 		if err := w.store.Save(ctx, rec); err != nil {
 			return err
 		}
+		_ = w.audit(ctx, rec, AuditEntry{Event: "retry", Error: code, Message: rec.Message})
 		return w.later("call outcome unknown", w.cfg.real(w.cfg.ConfirmFirst))
 	}
 	if err := w.idem.Forget(ctx, ck); err != nil {
@@ -333,7 +414,6 @@ func (w *Worker) callFailed(ctx context.Context, rec Record, pace slackapi.Pace,
 		_ = w.audit(ctx, rec, AuditEntry{Event: "retry", Error: "ratelimited", Message: "Slack answered 429; Retry-After " + rl.RetryAfter.String()})
 		return bus.RetryAfter(callErr, after)
 	}
-	code := slackapi.ErrorCode(callErr)
 	class := Classify(code)
 	if code == "" {
 		code, class = "transport_error", Retryable
@@ -384,6 +464,7 @@ func (w *Worker) submitted(ctx context.Context, rec Record, msg string) error {
 
 // confirm checks team.externalTeams.list for a submitted request.
 func (w *Worker) confirm(ctx context.Context, rec Record) error {
+	deadline := time.Since(rec.SubmittedAt) >= w.cfg.real(w.cfg.ConfirmDeadline)
 	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.TargetTeam, rec.RequestID)
 	if code, final := listFailure(err); final {
 		return w.transition(ctx, &rec, events.DisconnectUnconfirmed, code,
@@ -391,6 +472,12 @@ func (w *Worker) confirm(ctx context.Context, rec Record) error {
 			AuditEntry{Event: "unconfirmed"})
 	}
 	if err != nil {
+		if deadline {
+			// The list did not finish (a wait, a transient error) and time is up.
+			return w.transition(ctx, &rec, events.DisconnectUnconfirmed, slackapi.ErrorCode(err),
+				fmt.Sprintf("Slack accepted the disconnect, but team.externalTeams.list could not be read within %s (%s); check %s in Slack's admin pages",
+					w.cfg.ConfirmDeadline, err.Error(), rec.TargetTeam), AuditEntry{Event: "unconfirmed"})
+		}
 		return err
 	}
 	rec.Checks++
@@ -413,19 +500,36 @@ func (w *Worker) confirm(ctx context.Context, rec Record) error {
 }
 
 // resolveInFlight handles a request whose call was recorded in flight but
-// never recorded done: the worker died during the call, or got no answer.
-// It never calls again; the list tells whether the call worked.
+// never recorded done: the worker died during the call, the call got no
+// answer, or Slack answered an error after which it may still have acted
+// (rec.MaybeActed). It never calls blindly; the list tells whether the call
+// worked. A team still listed connected past ConfirmDeadline after a call
+// Slack answered (rec.MaybeActed) means Slack did not act — a disconnect it
+// had started would have finished by then — so the call is made again, up
+// to MaxAttempts calls in all; after a worker died mid-call the request ends
+// unconfirmed for a person instead.
 func (w *Worker) resolveInFlight(ctx context.Context, rec Record) error {
-	if d := time.Until(rec.CallStartedAt.Add(w.cfg.CallTimeout)); d > 0 {
+	answered := rec.MaybeActed != ""
+	if d := time.Until(rec.CallStartedAt.Add(w.cfg.CallTimeout)); d > 0 && !answered {
 		return w.later("a call may still be running", d)
 	}
+	cause := "a worker stopped during the call to team.externalTeams.disconnect"
+	if answered {
+		cause = "Slack answered " + rec.MaybeActed + " to team.externalTeams.disconnect, which may still have acted"
+	}
+	deadline := time.Since(rec.CallStartedAt) >= w.cfg.real(w.cfg.ConfirmDeadline)
 	team, found, raw, err := w.teamStatus(ctx, rec.EnterpriseID, rec.TargetTeam, rec.RequestID)
 	if code, final := listFailure(err); final {
 		return w.transition(ctx, &rec, events.DisconnectUnconfirmed, code,
-			"a worker stopped during the call to team.externalTeams.disconnect and orgbridge cannot check whether Slack acted: "+listAdvice(code)+
+			cause+" and orgbridge cannot check whether Slack acted: "+listAdvice(code)+
 				"; orgbridge will not call again on its own: check "+rec.TargetTeam+" in Slack's admin pages", AuditEntry{Event: "unconfirmed"})
 	}
 	if err != nil {
+		if deadline {
+			return w.transition(ctx, &rec, events.DisconnectUnconfirmed, slackapi.ErrorCode(err),
+				cause+" and team.externalTeams.list could not be read before the deadline ("+err.Error()+
+					"); orgbridge will not call again on its own: check "+rec.TargetTeam+" in Slack's admin pages", AuditEntry{Event: "unconfirmed"})
+		}
 		return err
 	}
 	rec.Checks++
@@ -437,16 +541,38 @@ func (w *Worker) resolveInFlight(ctx context.Context, rec Record) error {
 			return err
 		}
 		rec.SubmittedAt = rec.CallStartedAt
+		rec.MaybeActed = ""
 		if err := w.transition(ctx, &rec, events.DisconnectSubmitted, "",
-			"a worker stopped during the call; team.externalTeams.list shows it worked", AuditEntry{Event: "submitted"}); err != nil {
+			cause+"; team.externalTeams.list shows it worked", AuditEntry{Event: "submitted"}); err != nil {
 			return err
 		}
 		return w.transition(ctx, &rec, events.DisconnectCompleted, "", describeStatus(rec.TargetTeam, found, status), AuditEntry{Event: "completed"})
 	}
-	if time.Since(rec.CallStartedAt) >= w.cfg.real(w.cfg.ConfirmDeadline) {
+	if deadline && answered {
+		code := rec.MaybeActed
+		if rec.Failures >= w.cfg.MaxAttempts {
+			return w.transition(ctx, &rec, events.DisconnectFailed, code,
+				fmt.Sprintf("Slack kept failing (%s) after %d attempts and team.externalTeams.list still shows %s %s; send a new request once Slack is healthy",
+					code, rec.Failures, rec.TargetTeam, status), AuditEntry{Event: "failed"})
+		}
+		// Slack did not act: the call may be made again.
+		if err := w.idem.Forget(ctx, callKey(rec.EnterpriseID, rec.RequestID)); err != nil {
+			return err
+		}
+		rec.MaybeActed, rec.Checks = "", 0
+		rec.Message = fmt.Sprintf("Slack answered %s and team.externalTeams.list still shows %s %s past the deadline, so Slack did not act; trying again",
+			code, rec.TargetTeam, status)
+		rec.UpdatedAt = time.Now().UTC()
+		if err := w.store.Save(ctx, rec); err != nil {
+			return err
+		}
+		_ = w.audit(ctx, rec, AuditEntry{Event: "retry", Error: code, Message: rec.Message})
+		return w.later("retrying after "+code, w.cfg.real(backoff(w.cfg.RetryMin, w.cfg.RetryMax, rec.Failures)))
+	}
+	if deadline {
 		return w.transition(ctx, &rec, events.DisconnectUnconfirmed, "",
-			fmt.Sprintf("a worker stopped during the call to team.externalTeams.disconnect and Slack still lists %s as %s; orgbridge will not call again on its own: check the team in Slack's admin pages and send a new request if it should still go",
-				rec.TargetTeam, status), AuditEntry{Event: "unconfirmed"})
+			fmt.Sprintf("%s and Slack still lists %s as %s; orgbridge will not call again on its own: check the team in Slack's admin pages and send a new request if it should still go",
+				cause, rec.TargetTeam, status), AuditEntry{Event: "unconfirmed"})
 	}
 	rec.UpdatedAt = time.Now().UTC()
 	if err := w.store.Save(ctx, rec); err != nil {
@@ -505,22 +631,109 @@ func (w *Worker) dryRun(ctx context.Context, rec Record) error {
 // teamStatus finds the target in the enterprise's external teams, from a
 // snapshot at most one Tier 2 interval old, else from a fresh, paced list.
 // raw is the target's entry as Slack listed it (null when absent).
+//
+// The list stops at the page holding the target. Every page fetched is
+// recorded (the next cursor, under the holder) in Redis, so a scan that has
+// to wait for its next Tier 2 slot longer than MaxBlock goes on from there on
+// the next delivery instead of starting again: an enterprise with many pages
+// of external teams is scanned a page per slot however short MaxBlock is.
 func (w *Worker) teamStatus(ctx context.Context, e, target, holder string) (slackapi.ExternalTeam, bool, json.RawMessage, error) {
-	teams, err := w.externalTeams(ctx, e, "req:"+holder, w.cfg.MaxBlock)
+	find := func(teams []slackapi.ExternalTeam) (slackapi.ExternalTeam, json.RawMessage, bool) {
+		for _, t := range teams {
+			if t.TeamID == target {
+				raw, _ := json.Marshal(t)
+				return t, raw, true
+			}
+		}
+		return slackapi.ExternalTeam{}, nil, false
+	}
+	pace := w.listPace(e)
+	if sn, ok, err := w.store.snapshot(ctx, e); err != nil {
+		return slackapi.ExternalTeam{}, false, nil, err
+	} else if ok && time.Since(sn.FetchedAt) < pace.Every {
+		t, raw, found := find(sn.Teams)
+		if !found {
+			raw = json.RawMessage("null")
+		}
+		return t, found, raw, nil
+	}
+	in, err := w.installs.EnterpriseInstall(ctx, e)
 	if err != nil {
 		return slackapi.ExternalTeam{}, false, nil, err
 	}
-	for _, t := range teams {
-		if t.TeamID == target {
-			raw, _ := json.Marshal(t)
-			return t, true, raw, nil
+	holder = "req:" + holder
+	sc, resumed, err := w.store.scan(ctx, e, holder)
+	if err != nil {
+		return slackapi.ExternalTeam{}, false, nil, err
+	}
+	// all is every team seen, when the scan started in this delivery: a
+	// whole list becomes the shared snapshot.
+	var all []slackapi.ExternalTeam
+	for {
+		page, err := w.listPage(ctx, in, pace, holder, w.cfg.MaxBlock, sc.Cursor)
+		if err != nil {
+			var le *laterError
+			if !errors.As(err, &le) {
+				// A failed page (an expired cursor among others) starts the scan again.
+				_ = w.store.deleteScan(context.WithoutCancel(ctx), e, holder)
+			}
+			return slackapi.ExternalTeam{}, false, nil, err
+		}
+		sc.Pages++
+		if !resumed {
+			all = append(all, page.Organizations...)
+		}
+		t, raw, found := find(page.Organizations)
+		if found || page.NextCursor == "" {
+			if err := w.store.deleteScan(ctx, e, holder); err != nil {
+				return slackapi.ExternalTeam{}, false, nil, err
+			}
+			if !resumed && page.NextCursor == "" {
+				if err := w.store.saveSnapshot(ctx, e, snapshot{FetchedAt: time.Now().UTC(), Teams: all}); err != nil {
+					w.log.Warn("disconnect: saving list snapshot", slog.Any("error", err))
+				}
+			}
+			if !found {
+				raw = json.RawMessage("null")
+			}
+			return t, found, raw, nil
+		}
+		sc.Cursor = page.NextCursor
+		if err := w.store.saveScan(ctx, e, holder, sc); err != nil {
+			return slackapi.ExternalTeam{}, false, nil, err
 		}
 	}
-	return slackapi.ExternalTeam{}, false, json.RawMessage("null"), nil
+}
+
+// listPage fetches one page of e's external teams when the pacer allows it.
+// A slot further away than maxBlock is a laterError.
+func (w *Worker) listPage(ctx context.Context, in Install, pace slackapi.Pace, holder string, maxBlock time.Duration, cursor string) (slackapi.ExternalTeamsPage, error) {
+	if err := w.pacer.Wait(ctx, pace, holder, maxBlock); err != nil {
+		var we *slackapi.WaitError
+		if errors.As(err, &we) {
+			return slackapi.ExternalTeamsPage{}, w.later("waiting for a Tier 2 slot", we.After)
+		}
+		return slackapi.ExternalTeamsPage{}, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	page, _, err := w.slack.ListExternalTeams(cctx, in.Token.Reveal(), slackapi.ListExternalTeamsParams{Limit: 1000, Cursor: cursor})
+	cancel()
+	w.callDone(ctx, pace, holder)
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		after := w.cfg.real(rl.RetryAfter)
+		_ = w.pacer.Penalize(ctx, pace, after)
+		return slackapi.ExternalTeamsPage{}, bus.RetryAfter(err, after)
+	}
+	if err != nil {
+		return slackapi.ExternalTeamsPage{}, fmt.Errorf("disconnect: listing external teams of %s: %w", pace.Tenant, err)
+	}
+	return page, nil
 }
 
 // externalTeams lists every external team of e (all pages), paced, sharing
-// a snapshot between callers within one Tier 2 interval.
+// a snapshot between callers within one Tier 2 interval. It blocks up to
+// maxBlock for each page (policies, which run outside deliveries).
 func (w *Worker) externalTeams(ctx context.Context, e, holder string, maxBlock time.Duration) ([]slackapi.ExternalTeam, error) {
 	pace := w.listPace(e)
 	if sn, ok, err := w.store.snapshot(ctx, e); err != nil {
@@ -535,25 +748,9 @@ func (w *Worker) externalTeams(ctx context.Context, e, holder string, maxBlock t
 	var all []slackapi.ExternalTeam
 	cursor := ""
 	for {
-		if err := w.pacer.Wait(ctx, pace, holder, maxBlock); err != nil {
-			var we *slackapi.WaitError
-			if errors.As(err, &we) {
-				return nil, w.later("waiting for a Tier 2 slot", we.After)
-			}
-			return nil, err
-		}
-		cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
-		page, _, err := w.slack.ListExternalTeams(cctx, in.Token.Reveal(), slackapi.ListExternalTeamsParams{Limit: 1000, Cursor: cursor})
-		cancel()
-		w.callDone(ctx, pace, holder)
-		var rl *slack.RateLimitedError
-		if errors.As(err, &rl) {
-			after := w.cfg.real(rl.RetryAfter)
-			_ = w.pacer.Penalize(ctx, pace, after)
-			return nil, bus.RetryAfter(err, after)
-		}
+		page, err := w.listPage(ctx, in, pace, holder, maxBlock, cursor)
 		if err != nil {
-			return nil, fmt.Errorf("disconnect: listing external teams of %s: %w", e, err)
+			return nil, err
 		}
 		all = append(all, page.Organizations...)
 		if page.NextCursor == "" {

@@ -1,11 +1,15 @@
 package disconnect_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,17 +135,26 @@ func TestErrorClasses(t *testing.T) {
 		codes = append(codes, c)
 	}
 	slices.Sort(codes)
-	e := newEnv(t, slackemu.Config{ExternalTeams: len(codes) + 8})
-	w := e.worker(disconnect.Config{RetryMin: time.Second, RetryMax: 2 * time.Second, MaxAttempts: 3, MaxUnknownAttempts: 2})
+	e := newEnv(t, slackemu.Config{ExternalTeams: 2*len(codes) + 8})
+	// Answers of HTTP 200 that are not JSON, for the targets in garbled.
+	garbled := &garbleClient{hc: &http.Client{}, targets: map[string]bool{}}
+	sc, err := slackapi.New(e.emu.APIURL(), slackapi.WithHTTPClient(garbled))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.slack = sc
+	w := e.worker(disconnect.Config{RetryMin: time.Second, RetryMax: 2 * time.Second, MaxAttempts: 3, MaxUnknownAttempts: 2,
+		ConfirmFirst: 30 * time.Second, ConfirmMax: 2 * time.Minute, ConfirmDeadline: 10 * time.Minute})
 	e.run(w, 5*time.Second)
 	targets := e.emu.World().Enterprises[0].ExternalTeams
 
 	type tc struct {
-		code  string
-		fault slackemu.Fault
-		class disconnect.Class
-		want  events.DisconnectState
-		calls int
+		code   string
+		fault  slackemu.Fault
+		class  disconnect.Class
+		want   events.DisconnectState
+		calls  int
+		garble bool
 	}
 	var tests []tc
 	for _, code := range codes {
@@ -156,17 +169,29 @@ func TestErrorClasses(t *testing.T) {
 		}
 		switch classes[code] {
 		case disconnect.Final:
-			tests = append(tests, tc{code, f, disconnect.Final, events.DisconnectFailed, 1})
+			tests = append(tests, tc{code, f, disconnect.Final, events.DisconnectFailed, 1, false})
 		case disconnect.Retryable:
-			tests = append(tests, tc{code, f, disconnect.Retryable, events.DisconnectCompleted, 2})
+			tests = append(tests, tc{code, f, disconnect.Retryable, events.DisconnectCompleted, 2, false})
+		case disconnect.MaybeActed:
+			// Slack acted, then answered the error: the list shows it worked; never a second call.
+			after := f
+			after.AfterEffect = true
+			tests = append(tests, tc{code + " after the effect", after, disconnect.MaybeActed, events.DisconnectCompleted, 1, false})
+			// Slack did not act: the list shows the team connected past
+			// ConfirmDeadline, which proves it; only then is it called again.
+			tests = append(tests, tc{code + " before the effect", f, disconnect.MaybeActed, events.DisconnectCompleted, 2, false})
 		}
 	}
+	// A 200 that is not JSON after Slack acted: as good as no answer, so the list decides.
+	tests = append(tests, tc{"transport_error (200 not JSON)", slackemu.Fault{}, disconnect.Unknown, events.DisconnectCompleted, 1, true})
 	unknown := slackemu.Fault{Method: slackapi.MethodExternalTeamsDisconnect, Error: "brand_new_error", Count: 1}
-	tests = append(tests, tc{"brand_new_error once", unknown, disconnect.Unknown, events.DisconnectCompleted, 2})
+	tests = append(tests, tc{"brand_new_error once", unknown, disconnect.Unknown, events.DisconnectCompleted, 2, false})
 	unknown.Count = 2
-	tests = append(tests, tc{"brand_new_error until the bound", unknown, disconnect.Unknown, events.DisconnectFailed, 2})
-	retry := slackemu.Fault{Method: slackapi.MethodExternalTeamsDisconnect, Error: "internal_error", Count: 3}
-	tests = append(tests, tc{"internal_error until MaxAttempts", retry, disconnect.Retryable, events.DisconnectFailed, 3})
+	tests = append(tests, tc{"brand_new_error until the bound", unknown, disconnect.Unknown, events.DisconnectFailed, 2, false})
+	retry := slackemu.Fault{Method: slackapi.MethodExternalTeamsDisconnect, Error: "service_unavailable", Count: 3}
+	tests = append(tests, tc{"service_unavailable until MaxAttempts", retry, disconnect.Retryable, events.DisconnectFailed, 3, false})
+	maybe := slackemu.Fault{Method: slackapi.MethodExternalTeamsDisconnect, Error: "internal_error", Count: 3}
+	tests = append(tests, tc{"internal_error until MaxAttempts", maybe, disconnect.MaybeActed, events.DisconnectFailed, 3, false})
 
 	for i, tt := range tests {
 		t.Run(tt.code, func(t *testing.T) {
@@ -174,10 +199,12 @@ func TestErrorClasses(t *testing.T) {
 				t.Fatalf("Classify = %s, want %s", c, tt.class)
 			}
 			e.emu.ClearFaults()
-			if err := e.emu.InjectFault(tt.fault); err != nil {
+			target := targets[i].ID
+			if tt.garble {
+				garbled.add(target)
+			} else if err := e.emu.InjectFault(tt.fault); err != nil {
 				t.Fatal(err)
 			}
-			target := targets[i].ID
 			id := fmt.Sprintf("cls-%d", i)
 			e.request(id, target)
 			res := e.final(t, id, 30*time.Second)
@@ -340,6 +367,47 @@ func TestPacingTwoReplicas(t *testing.T) {
 			}
 		})
 	}
+}
+
+// garbleClient answers the first disconnect call for each of targets with
+// an HTTP 200 whose body is not JSON, after Slack answered it.
+type garbleClient struct {
+	hc      *http.Client
+	mu      sync.Mutex
+	targets map[string]bool
+}
+
+func (c *garbleClient) add(target string) {
+	c.mu.Lock()
+	c.targets[target] = true
+	c.mu.Unlock()
+}
+
+func (c *garbleClient) Do(req *http.Request) (*http.Response, error) {
+	var target string
+	if strings.HasSuffix(req.URL.Path, "/"+slackapi.MethodExternalTeamsDisconnect) && req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		v, _ := url.ParseQuery(string(b))
+		target = v.Get("target_team")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil || target == "" {
+		return resp, err
+	}
+	c.mu.Lock()
+	garble := c.targets[target]
+	delete(c.targets, target)
+	c.mu.Unlock()
+	if garble {
+		_ = resp.Body.Close()
+		resp.Body = io.NopCloser(strings.NewReader("<html>bad gateway page served as 200</html>"))
+		resp.ContentLength = -1
+	}
+	return resp, nil
 }
 
 // lateClient sends calls of method after the next of delays, as a busy

@@ -35,6 +35,11 @@ type Record struct {
 	Attempts int `json:"attempts"`
 	Failures int `json:"failures,omitempty"`
 	Unknown  int `json:"unknown,omitempty"`
+	// MaybeActed is the answer of the last call when Slack may have acted
+	// despite it (a MaybeActed error, a 200 that is not JSON, no answer after
+	// the request was sent): the call stays "in flight" until
+	// team.externalTeams.list tells.
+	MaybeActed string `json:"maybe_acted,omitempty"`
 	// Checks counts confirmation checks with team.externalTeams.list.
 	Checks        int       `json:"checks,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
@@ -116,20 +121,46 @@ func auditKey(e string) string          { return store.Key(e, "disconnect", "aud
 func snapshotKey(e string) string       { return store.Key(e, "disconnect", "snapshot") }
 func policiesKey(e string) string       { return store.Key(e, "disconnect", "policies") }
 
+// idKey maps a request id to its enterprise, for lookups by id alone; it
+// expires with the record.
+func idKey(id string) string { return store.Key(store.GlobalTenant, "disconnect", "id", id) }
+
+// indexSlack is how long past the record TTL an index entry is kept: the
+// index is scored by creation, records expire RecordTTL after their last
+// change, and a request changes for at most its not_before wait plus its
+// confirmation (days), well within it.
+const indexSlack = 30 * 24 * time.Hour
+
 var (
-	enterprisesKey       = store.Key(store.GlobalTenant, "disconnect", "enterprises")
-	idsKey               = store.Key(store.GlobalTenant, "disconnect", "ids")
+	enterprisesKey = store.Key(store.GlobalTenant, "disconnect", "enterprises")
+	// legacyIDsKey is the old global id → enterprise hash (one field per
+	// request, forever). Nothing writes it any more; Find still reads it for
+	// records saved before the per-request keys.
+	legacyIDsKey         = store.Key(store.GlobalTenant, "disconnect", "ids")
 	policyEnterprisesKey = store.Key(store.GlobalTenant, "disconnect", "policy-enterprises")
 	schedulerLockKey     = store.Key(store.GlobalTenant, "disconnect", "scheduler")
 )
 
-// KEYS: record, index, active. ARGV: json, id, ttl ms, score, final (1/0).
+// KEYS: record, index, active. ARGV: json, id, ttl ms, score, final (1/0),
+// oldest score kept in the index, index ttl ms.
 var saveScript = redis.NewScript(`
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
 if ARGV[5] == '1' and redis.call('GET', KEYS[3]) == ARGV[2] then
 	redis.call('DEL', KEYS[3])
 end
+return 1`)
+
+// KEYS: id key. ARGV: enterprise, ttl ms. An id another enterprise's live
+// request holds stays theirs.
+var idScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then
+	return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`)
 
 // Save writes rec; a final record also frees its target for new requests.
@@ -143,16 +174,27 @@ func (s *Store) Save(ctx context.Context, rec Record) error {
 		final = "1"
 	}
 	keys := []string{recordKey(rec.EnterpriseID, rec.RequestID), indexKey(rec.EnterpriseID), activeKey(rec.EnterpriseID, rec.TargetTeam)}
-	if err := saveScript.Run(ctx, s.rdb, keys, b, rec.RequestID, s.ttl.Milliseconds(), rec.CreatedAt.UnixMilli(), final).Err(); err != nil {
+	oldest := s.now().Add(-s.ttl - indexSlack).UnixMilli()
+	if err := saveScript.Run(ctx, s.rdb, keys, b, rec.RequestID, s.ttl.Milliseconds(), rec.CreatedAt.UnixMilli(), final,
+		oldest, (s.ttl + indexSlack).Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("disconnect: saving request %s: %w", rec.RequestID, err)
 	}
-	pipe := s.rdb.Pipeline()
-	pipe.SAdd(ctx, enterprisesKey, rec.EnterpriseID)
-	pipe.HSet(ctx, idsKey, rec.RequestID, rec.EnterpriseID)
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := idScript.Run(ctx, s.rdb, []string{idKey(rec.RequestID)}, rec.EnterpriseID, s.ttl.Milliseconds()).Err(); err != nil {
+		return fmt.Errorf("disconnect: indexing request %s: %w", rec.RequestID, err)
+	}
+	if err := s.addEnterprise(ctx, rec.EnterpriseID); err != nil {
 		return fmt.Errorf("disconnect: indexing request %s: %w", rec.RequestID, err)
 	}
 	return nil
+}
+
+// addEnterprise records e in the set of enterprises with requests or audit
+// trails; only valid enterprise ids go in.
+func (s *Store) addEnterprise(ctx context.Context, e string) error {
+	if !events.ValidEnterpriseID(e) {
+		return nil
+	}
+	return s.rdb.SAdd(ctx, enterprisesKey, e).Err()
 }
 
 // Get reads a request of enterprise e; found is false when there is none.
@@ -172,7 +214,10 @@ func (s *Store) Get(ctx context.Context, e, id string) (rec Record, found bool, 
 
 // Find reads a request by id alone, or returns [ErrNotFound].
 func (s *Store) Find(ctx context.Context, id string) (Record, error) {
-	e, err := s.rdb.HGet(ctx, idsKey, id).Result()
+	e, err := s.rdb.Get(ctx, idKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		e, err = s.rdb.HGet(ctx, legacyIDsKey, id).Result()
+	}
 	if errors.Is(err, redis.Nil) {
 		return Record{}, fmt.Errorf("%w: request %s", ErrNotFound, id)
 	}
@@ -207,7 +252,25 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Record, error) {
 	}
 	var out []Record
 	for _, e := range ents {
-		ids, err := s.rdb.ZRevRange(ctx, indexKey(e), 0, -1).Result()
+		recs, err := s.listOf(ctx, e, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, recs...)
+	}
+	slices.SortStableFunc(out, func(a, b Record) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// listOf returns up to f.Limit of e's newest requests matching f, reading
+// the index a page of f.Limit ids at a time.
+func (s *Store) listOf(ctx context.Context, e string, f ListFilter) ([]Record, error) {
+	var out []Record
+	for start := int64(0); len(out) < f.Limit; start += int64(f.Limit) {
+		ids, err := s.rdb.ZRevRange(ctx, indexKey(e), start, start+int64(f.Limit)-1).Result()
 		if err != nil {
 			return nil, fmt.Errorf("disconnect: listing requests of %s: %w", e, err)
 		}
@@ -216,18 +279,16 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Record, error) {
 			if err != nil {
 				return nil, err
 			}
-			if !found {
+			if !found || (f.State != "" && rec.State != f.State) {
 				continue
 			}
-			if f.State != "" && rec.State != f.State {
-				continue
+			if out = append(out, rec); len(out) == f.Limit {
+				break
 			}
-			out = append(out, rec)
 		}
-	}
-	slices.SortStableFunc(out, func(a, b Record) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
+		if len(ids) < f.Limit {
+			break
+		}
 	}
 	return out, nil
 }
@@ -303,7 +364,9 @@ func (s *Store) Append(ctx context.Context, a AuditEntry) error {
 	}
 	pipe := s.rdb.Pipeline()
 	pipe.XAdd(ctx, &redis.XAddArgs{Stream: auditKey(a.EnterpriseID), MinID: s.auditMinID(), Approx: true, Values: []any{"e", b}})
-	pipe.SAdd(ctx, enterprisesKey, a.EnterpriseID)
+	if events.ValidEnterpriseID(a.EnterpriseID) {
+		pipe.SAdd(ctx, enterprisesKey, a.EnterpriseID)
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("disconnect: appending to the audit trail of %s: %w", a.EnterpriseID, err)
 	}
@@ -401,4 +464,50 @@ func (s *Store) saveSnapshot(ctx context.Context, e string, sn snapshot) error {
 		return err
 	}
 	return s.rdb.Set(ctx, snapshotKey(e), b, time.Hour).Err()
+}
+
+// scanState is how far a paged team.externalTeams.list that spans
+// deliveries got: the cursor of the next page; the target was in none of
+// the pages before it.
+type scanState struct {
+	Cursor    string    `json:"cursor"`
+	Pages     int       `json:"pages"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// scanTTL bounds how long an unfinished scan is resumed; an older one
+// starts again (Slack's cursors do not last forever either).
+const scanTTL = time.Hour
+
+func scanKey(e, holder string) string { return store.Key(e, "disconnect", "scan", holder) }
+
+// scan returns holder's unfinished scan of e's external teams; resumed is
+// false (and the state new) when there is none.
+func (s *Store) scan(ctx context.Context, e, holder string) (sc scanState, resumed bool, err error) {
+	b, err := s.rdb.Get(ctx, scanKey(e, holder)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return scanState{StartedAt: s.now().UTC()}, false, nil
+	}
+	if err != nil {
+		return scanState{}, false, fmt.Errorf("disconnect: reading list progress of %s: %w", holder, err)
+	}
+	if err := json.Unmarshal(b, &sc); err != nil || sc.Cursor == "" {
+		return scanState{StartedAt: s.now().UTC()}, false, nil
+	}
+	return sc, true, nil
+}
+
+func (s *Store) saveScan(ctx context.Context, e, holder string, sc scanState) error {
+	b, err := json.Marshal(sc)
+	if err != nil {
+		return err
+	}
+	if err := s.rdb.Set(ctx, scanKey(e, holder), b, scanTTL).Err(); err != nil {
+		return fmt.Errorf("disconnect: saving list progress of %s: %w", holder, err)
+	}
+	return nil
+}
+
+func (s *Store) deleteScan(ctx context.Context, e, holder string) error {
+	return s.rdb.Del(ctx, scanKey(e, holder)).Err()
 }

@@ -23,10 +23,15 @@
 //     ConfirmDeadline the request ends "unconfirmed" for a person to check —
 //     a new request is how to try again.
 //
-// A call that got no answer at all (a timeout after the request was sent) is
-// treated the same way; a call refused before it was sent, an HTTP 429 or 5xx
-// and an "ok": false answer are definite, so the record is cleared and the
-// classification table ([Classify]) decides whether to try again.
+// A call that got no usable answer (a timeout after the request was sent, a
+// 200 that is not JSON) or an answer after which Slack may still have acted
+// ([MaybeActed]: internal_error, fatal_error, HTTP 500/502/504) is treated the
+// same way, except that Slack answered, so no call is still running: a team
+// still listed connected past ConfirmDeadline proves Slack did not act, and
+// only then is the method called again (MaxAttempts calls in all). A call
+// refused before it was sent, a 429, a 503 and the other "ok": false answers
+// are definite, so the record is cleared and the classification table
+// ([Classify]) decides whether to try again.
 //
 // Per-request Redis locks keep two deliveries of one request from running at
 // once; records are written before results are published, and a redelivery
@@ -79,6 +84,9 @@ type Worker struct {
 	// afterCall runs after a successful disconnect call, before "done" is
 	// recorded; a non-nil error ends the handler there (tests simulate kill -9).
 	afterCall func(ctx context.Context, requestID string) error
+	// beforeBegin runs once the pacer granted a disconnect call, before it is
+	// recorded in flight; a non-nil error ends the handler there (tests).
+	beforeBegin func(ctx context.Context, requestID string) error
 }
 
 // New builds a worker.

@@ -157,16 +157,7 @@ func (e *Emulator) answer(r *http.Request, method string, spec methodSpec, known
 	now := e.clock.Now()
 	call := Call{Method: method, Args: redact(args), Time: now}
 	fail := func(status int, err error) (int, map[string]any, Call) {
-		var ae *apiError
-		if !errors.As(err, &ae) {
-			ae = &apiError{Code: "internal_error"}
-		}
-		call.Error, call.Status = ae.Code, status
-		body := map[string]any{"ok": false, "error": ae.Code}
-		if ae.Needed != "" {
-			body["needed"], body["provided"] = ae.Needed, ae.Provided
-		}
-		return status, body, call
+		return failAnswer(call, status, err)
 	}
 	if !known {
 		return fail(http.StatusOK, slackErr("unknown_method"))
@@ -176,6 +167,7 @@ func (e *Emulator) answer(r *http.Request, method string, spec methodSpec, known
 	}
 
 	// Fault injection comes first: it stands for anything Slack may answer.
+	// An after-effect fault lets the call run and replaces its answer.
 	if f := e.takeFault(method); f != nil {
 		if f.DelayMS > 0 {
 			select {
@@ -184,22 +176,66 @@ func (e *Emulator) answer(r *http.Request, method string, spec methodSpec, known
 			case <-e.done:
 			}
 		}
-		switch {
-		case f.HTTPStatus == http.StatusTooManyRequests:
-			call.Status, call.Error = f.HTTPStatus, "ratelimited"
-			ra := f.RetryAfter
-			if ra <= 0 {
-				ra = 1
+		if !f.AfterEffect {
+			if status, body, ok := faultAnswer(f, &call); ok {
+				return status, body, call
 			}
-			return http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited", "_retry_after": ra}, call
-		case f.HTTPStatus != 0 && f.HTTPStatus != http.StatusOK:
-			call.Status, call.Error = f.HTTPStatus, "http_"+strconv.Itoa(f.HTTPStatus)
-			return f.HTTPStatus, map[string]any{"ok": false, "error": call.Error}, call
-		case f.Error != "":
-			return fail(http.StatusOK, slackErr(f.Error))
+		} else {
+			status, body, real := e.serve(r, method, spec, args, raw, tokValue, call)
+			if status != http.StatusOK || !real.OK {
+				return status, body, real
+			}
+			// The effect happened; the answer says it failed.
+			real.OK = false
+			status, body, _ = faultAnswer(f, &real)
+			return status, body, real
 		}
 	}
+	return e.serve(r, method, spec, args, raw, tokValue, call)
+}
 
+// failAnswer is Slack's error answer for err, logged on call.
+func failAnswer(call Call, status int, err error) (int, map[string]any, Call) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		ae = &apiError{Code: "internal_error"}
+	}
+	call.Error, call.Status = ae.Code, status
+	body := map[string]any{"ok": false, "error": ae.Code}
+	if ae.Needed != "" {
+		body["needed"], body["provided"] = ae.Needed, ae.Provided
+	}
+	return status, body, call
+}
+
+// faultAnswer is the answer f injects; ok is false for a fault that only delays.
+func faultAnswer(f *Fault, call *Call) (int, map[string]any, bool) {
+	switch {
+	case f.HTTPStatus == http.StatusTooManyRequests:
+		call.Status, call.Error = f.HTTPStatus, "ratelimited"
+		ra := f.RetryAfter
+		if ra <= 0 {
+			ra = 1
+		}
+		return http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited", "_retry_after": ra}, true
+	case f.HTTPStatus != 0 && f.HTTPStatus != http.StatusOK:
+		call.Status, call.Error = f.HTTPStatus, "http_"+strconv.Itoa(f.HTTPStatus)
+		return f.HTTPStatus, map[string]any{"ok": false, "error": call.Error}, true
+	case f.Error != "":
+		status, body, c := failAnswer(*call, http.StatusOK, slackErr(f.Error))
+		*call = c
+		return status, body, true
+	}
+	return 0, nil, false
+}
+
+// serve authenticates, checks scopes and the rate limit, and runs the method.
+func (e *Emulator) serve(r *http.Request, method string, spec methodSpec, args map[string]string, raw map[string]json.RawMessage,
+	tokValue string, call Call) (int, map[string]any, Call) {
+	now := call.Time
+	fail := func(status int, err error) (int, map[string]any, Call) {
+		return failAnswer(call, status, err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := &apiCall{method: method, args: args, raw: raw, now: now, r: r}

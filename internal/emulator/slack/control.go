@@ -160,14 +160,22 @@ func (e *Emulator) ctlCalls(w http.ResponseWriter, r *http.Request) {
 // all of them when both are zero) fail: with a Slack Error, an HTTP status
 // (429 carries Retry-After RetryAfter seconds, default 1) or just a delay.
 // Method "*" matches every method.
+//
+// AfterEffect makes the call do what it does first (authentication, scopes,
+// rate limit and the method's effect, such as a disconnect starting) and
+// only then answer with the injected Error or HTTPStatus instead of its
+// real answer, as Slack does when "some aspect of the operation succeeded
+// before the error was raised". A call the method itself refused keeps its
+// real error.
 type Fault struct {
-	Method     string  `json:"method"`
-	Error      string  `json:"error,omitempty"`
-	HTTPStatus int     `json:"http_status,omitempty"`
-	DelayMS    int     `json:"delay_ms,omitempty"`
-	RetryAfter int     `json:"retry_after,omitempty"`
-	Count      int     `json:"count,omitempty"`
-	Rate       float64 `json:"rate,omitempty"`
+	Method      string  `json:"method"`
+	Error       string  `json:"error,omitempty"`
+	HTTPStatus  int     `json:"http_status,omitempty"`
+	DelayMS     int     `json:"delay_ms,omitempty"`
+	RetryAfter  int     `json:"retry_after,omitempty"`
+	Count       int     `json:"count,omitempty"`
+	Rate        float64 `json:"rate,omitempty"`
+	AfterEffect bool    `json:"after_effect,omitempty"`
 }
 
 type fault struct{ Fault }
@@ -179,6 +187,8 @@ func (e *Emulator) InjectFault(f Fault) error {
 		return errors.New("slackemu: fault needs a method (or \"*\")")
 	case f.Error == "" && f.HTTPStatus == 0 && f.DelayMS == 0:
 		return errors.New("slackemu: fault needs error, http_status or delay_ms")
+	case f.AfterEffect && f.Error == "" && (f.HTTPStatus == 0 || f.HTTPStatus == http.StatusOK):
+		return errors.New("slackemu: an after_effect fault needs error or a non-200 http_status")
 	case f.Rate < 0 || f.Rate > 1:
 		return fmt.Errorf("slackemu: fault rate %v must be within 0..1", f.Rate)
 	case f.Count < 0:
