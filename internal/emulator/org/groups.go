@@ -139,21 +139,9 @@ func (e *Emulator) handleGetGroup(w http.ResponseWriter, r *http.Request, o *org
 var groupAttrs = map[string]bool{"id": true, "displayname": true, "externalid": true, "members": true, "members.value": true}
 
 func (e *Emulator) handleListGroups(w http.ResponseWriter, r *http.Request, o *org) {
-	start, count, serr := paging(r)
-	if serr != nil {
-		serr.write(w)
+	start, count, f, ok := listQuery(w, r, "groups", groupAttrs)
+	if !ok {
 		return
-	}
-	f, err := parseFilter(r.URL.Query().Get("filter"))
-	if err != nil {
-		writeSCIMError(w, http.StatusBadRequest, "invalidFilter", err.Error())
-		return
-	}
-	for _, c := range f {
-		if !groupAttrs[c.attr] {
-			writeSCIMError(w, http.StatusBadRequest, "invalidFilter", "filtering groups on "+c.attr+" is not supported")
-			return
-		}
 	}
 	members := wantMembers(r)
 	resp := listResponse{Schemas: []string{schemaList}, StartIndex: start, Resources: []any{}}

@@ -290,22 +290,33 @@ func paging(r *http.Request) (start, count int, serr *scimError) {
 	return start, count, nil
 }
 
-func (e *Emulator) handleListUsers(w http.ResponseWriter, r *http.Request, o *org) {
+// listQuery reads a list request's paging and filter, checking the filter
+// only names attributes of the resource; it has answered the request when ok
+// is false.
+func listQuery(w http.ResponseWriter, r *http.Request, resource string, attrs map[string]bool) (start, count int, f filter, ok bool) {
 	start, count, serr := paging(r)
 	if serr != nil {
 		serr.write(w)
-		return
+		return 0, 0, nil, false
 	}
 	f, err := parseFilter(r.URL.Query().Get("filter"))
 	if err != nil {
 		writeSCIMError(w, http.StatusBadRequest, "invalidFilter", err.Error())
-		return
+		return 0, 0, nil, false
 	}
 	for _, c := range f {
-		if !userAttrs[c.attr] {
-			writeSCIMError(w, http.StatusBadRequest, "invalidFilter", "filtering users on "+c.attr+" is not supported")
-			return
+		if !attrs[c.attr] {
+			writeSCIMError(w, http.StatusBadRequest, "invalidFilter", "filtering "+resource+" on "+c.attr+" is not supported")
+			return 0, 0, nil, false
 		}
+	}
+	return start, count, f, true
+}
+
+func (e *Emulator) handleListUsers(w http.ResponseWriter, r *http.Request, o *org) {
+	start, count, f, ok := listQuery(w, r, "users", userAttrs)
+	if !ok {
+		return
 	}
 	resp := listResponse{Schemas: []string{schemaList}, StartIndex: start, Resources: []any{}}
 	e.mu.RLock()
