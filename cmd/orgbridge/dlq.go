@@ -47,7 +47,7 @@ Commands:
   list                              dead letters, oldest first (id, failed at, stream, seq, subject, consumer, deliveries, error)
   show ID                           one dead letter: every header and the body
   redrive ID | --all                re-deliver to the consumer that failed, then remove from the DLQ
-  purge --yes                       remove every dead letter
+  purge --yes [--stream S] [--consumer C]  remove dead letters (all, or those matching)
 
 Run `+"`orgbridge dlq <command> --help`"+` for a command's flags.`)
 }
@@ -241,15 +241,18 @@ func runDLQRedrive(ctx context.Context, c *cli, args []string) error {
 }
 
 func runDLQPurge(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "dlq purge", "--yes [--nats-url URL]", natsURLEnv)
+	fs := newFlags(c, "dlq purge", "--yes [--stream S] [--consumer C] [--nats-url URL]", natsURLEnv)
 	natsURL := natsURLFlag(fs, c)
-	yes := fs.Bool("yes", false, "confirm: delete every dead letter for good")
+	yes := fs.Bool("yes", false, "confirm: delete the dead letters for good")
+	var f ops.DLQFilter
+	fs.StringVar(&f.Stream, "stream", "", "only dead letters from this stream")
+	fs.StringVar(&f.Consumer, "consumer", "", "only dead letters this consumer gave up on")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return usagef("unexpected argument %q; purge removes every dead letter and takes no id", pos[0])
+		return usagef("unexpected argument %q; purge takes no id (filter with --stream and --consumer)", pos[0])
 	}
 	if !*yes {
 		return usagef("purge deletes every dead letter for good and cannot be undone; check them with `orgbridge dlq list`, then run `orgbridge dlq purge --yes`")
@@ -260,7 +263,7 @@ func runDLQPurge(ctx context.Context, c *cli, args []string) error {
 	}
 	defer nc.Close()
 
-	n, err := ops.PurgeDeadLetters(ctx, js)
+	n, err := ops.PurgeDeadLetters(ctx, js, f)
 	if err != nil {
 		return err
 	}

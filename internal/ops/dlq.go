@@ -306,24 +306,41 @@ func originIdentity(ctx context.Context, js jetstream.JetStream, d *DeadLetter, 
 	return events.MessageIdentity(orig, d.Stream, d.Seq)
 }
 
-// PurgeDeadLetters removes every dead letter from the DLQ stream and returns
-// how many there were just before. Captured advisories are left to the runtime.
-func PurgeDeadLetters(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+// PurgeDeadLetters removes the dead letters that match f (every one when f is
+// empty) and returns how many it removed. Captured advisories are left alone.
+// Dead letters live on dlq.<stream>.<consumer>, so the filter is a subject
+// filter and the purge is one server-side operation.
+func PurgeDeadLetters(ctx context.Context, js jetstream.JetStream, f DLQFilter) (uint64, error) {
 	s, err := openStream(ctx, js, events.StreamDLQ)
 	if err != nil {
 		return 0, err
 	}
-	n, err := countSubjects(ctx, s, DeadLetterSubjects)
+	subject := f.subject()
+	n, err := countSubjects(ctx, s, subject)
 	if err != nil {
 		return 0, err
 	}
 	if n == 0 {
 		return 0, nil
 	}
-	if err := s.Purge(ctx, jetstream.WithPurgeSubject(DeadLetterSubjects)); err != nil {
-		return 0, fmt.Errorf("purging %s on stream %s: %w", DeadLetterSubjects, events.StreamDLQ, err)
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+		return 0, fmt.Errorf("purging %s on stream %s: %w", subject, events.StreamDLQ, err)
 	}
 	return n, nil
+}
+
+// subject is the DLQ subject filter that selects the dead letters f matches.
+func (f DLQFilter) subject() string {
+	if f.Stream == "" && f.Consumer == "" {
+		return DeadLetterSubjects
+	}
+	tok := func(s string) string {
+		if s == "" {
+			return "*"
+		}
+		return events.Token(s)
+	}
+	return "dlq." + tok(f.Stream) + "." + tok(f.Consumer)
 }
 
 // countSubjects counts the messages of s on subjects matching filter.

@@ -258,10 +258,15 @@ func TestPurgeDeadLetters(t *testing.T) {
 	tests := []struct {
 		name      string
 		populate  bool
+		filter    DLQFilter
 		wantCount uint64
+		wantLeft  int
 	}{
 		{name: "populated", populate: true, wantCount: 3},
 		{name: "empty"},
+		{name: "one consumer", populate: true, filter: DLQFilter{Consumer: "binding"}, wantCount: 2, wantLeft: 1},
+		{name: "stream and consumer", populate: true, filter: DLQFilter{Stream: events.StreamSlack, Consumer: "mapping"}, wantCount: 1, wantLeft: 2},
+		{name: "no match", populate: true, filter: DLQFilter{Stream: events.StreamOrg}, wantCount: 0, wantLeft: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,13 +275,18 @@ func TestPurgeDeadLetters(t *testing.T) {
 			if tt.populate {
 				populateDLQ(t, n.JS)
 			}
-			got, err := PurgeDeadLetters(testCtx(t), n.JS)
+			got, err := PurgeDeadLetters(testCtx(t), n.JS, tt.filter)
 			if err != nil || got != tt.wantCount {
 				t.Fatalf("PurgeDeadLetters = %d, %v; want %d", got, err, tt.wantCount)
 			}
 			left, err := ListDeadLetters(testCtx(t), n.JS, DLQFilter{})
-			if err != nil || len(left) != 0 {
-				t.Errorf("left after purge: %v (%v)", left, err)
+			if err != nil || len(left) != tt.wantLeft {
+				t.Errorf("left after purge: %v (%v); want %d", left, err, tt.wantLeft)
+			}
+			for _, d := range left {
+				if tt.filter.match(&d) {
+					t.Errorf("dead letter %d matches the filter but was kept", d.ID)
+				}
 			}
 			if m := getMsg(t, n.JS, events.StreamDLQ, advisory); !strings.HasPrefix(m.Subject, events.MaxDeliveriesAdvisoryPrefix) {
 				t.Errorf("advisory gone after purge")
