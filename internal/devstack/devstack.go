@@ -38,6 +38,9 @@ func StartNATS(addr, dir string) (*NATSServer, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -91,6 +94,10 @@ func StartRedis(ctx context.Context, dir string, log *slog.Logger) (*Redis, erro
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, ErrNoRedisServer
+	}
+	// redis-server changes into --dir before it opens --logfile: both must be absolute.
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
