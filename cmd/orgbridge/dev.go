@@ -44,6 +44,9 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	if natsAddr != "" {
 		cfg.NATSAddr = natsAddr
 	}
+	if c.getenv("ORGBRIDGE_LOG_FORMAT") == "" {
+		cfg.LogFormat = "text" // a person is reading dev's logs
+	}
 	log := newLogger(c, cfg)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("ORGBRIDGE_DATA_DIR: cannot create %s: %w", cfg.DataDir, err)

@@ -50,7 +50,7 @@ func Vars() []Var {
 		{"ORGBRIDGE_METRICS_ADDR", DefaultMetricsAddr, "worker: address serving /metrics, /healthz and /readyz"},
 		{"ORGBRIDGE_DATA_DIR", DefaultDataDir, "dev: JetStream store and Redis AOF live here"},
 		{"ORGBRIDGE_LOG_LEVEL", "info", "debug, info, warn or error"},
-		{"ORGBRIDGE_LOG_FORMAT", "json", "json or text"},
+		{"ORGBRIDGE_LOG_FORMAT", "json", "json or text (dev: text)"},
 		{"ORGBRIDGE_STREAM_MAX_AGE", "7d", "how long streams keep messages (and how far back replay reaches)"},
 		{"ORGBRIDGE_STREAM_DUPLICATE_WINDOW", "20m", "how long a Nats-Msg-Id is remembered (at least 15m)"},
 		{"ORGBRIDGE_STREAM_REPLICAS", "1", "stream replicas: 1 on one server, 3 on a NATS cluster"},
