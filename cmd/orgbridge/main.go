@@ -11,16 +11,25 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// The first signal starts a graceful shutdown; a second one ends the process at once.
 	context.AfterFunc(ctx, stop)
+	// go-redis would print its own dial retries to stderr; every Redis failure
+	// already reaches us as an error and is reported with its context.
+	redis.SetLogger(discardRedisLog{})
 	code := run(ctx, os.Args[1:], &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	stop()
 	os.Exit(code)
 }
+
+type discardRedisLog struct{}
+
+func (discardRedisLog) Printf(context.Context, string, ...any) {}
 
 // cli is what a command may touch of the outside world, so tests can run
 // commands in-process.
