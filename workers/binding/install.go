@@ -282,7 +282,11 @@ func (w *Worker) botClient(ctx context.Context, app, ent, team string) (*slack.C
 
 // SlackUsers implements mapping.SlackDirectory: every user of workspace ws
 // (Slack id → active), listed once with users.list (limit 999, paginated).
-// It fails with [mapping.ErrNoSlackApp] when no app is installed there.
+// For an org-wide install (ws is a Grid enterprise) it lists the org's
+// workspaces with auth.teams.list and each one's users with team_id, as
+// Slack requires for an org-level token; Grid user ids are org-wide, so the
+// lists merge into one map. It fails with [mapping.ErrNoSlackApp] when no
+// app is installed there.
 func (w *Worker) SlackUsers(ctx context.Context, ws string) (map[string]bool, error) {
 	apps, err := w.cfg.Installations.AppsAt(ctx, ws)
 	if err != nil {
@@ -292,40 +296,103 @@ func (w *Worker) SlackUsers(ctx context.Context, ws string) (map[string]bool, er
 		return nil, fmt.Errorf("%w (%s)", mapping.ErrNoSlackApp, ws)
 	}
 	// ws is a team (its own install) or an enterprise (an org-wide install).
-	c, _, err := w.botClient(ctx, apps[0], "", ws)
+	c, in, err := w.botClient(ctx, apps[0], "", ws)
 	if errors.Is(err, store.ErrNoInstallation) {
-		c, _, err = w.botClient(ctx, apps[0], ws, "")
+		c, in, err = w.botClient(ctx, apps[0], ws, "")
 	}
 	if err != nil {
 		return nil, err
 	}
 	users := map[string]bool{}
-	p := c.GetUsersPaginated(slack.GetUsersOptionLimit(999))
+	var teams []string
+	switch {
+	case in.TeamID != "": // a workspace token: its own workspace
+		return users, listSlackUsers(ctx, c, ws, "", users)
+	case ws != in.EnterpriseID: // a member workspace served by the org-wide install
+		teams = []string{ws}
+	default:
+		if teams, err = orgTeams(ctx, c, ws); err != nil {
+			return nil, err
+		}
+	}
+	for _, team := range teams {
+		if err := listSlackUsers(ctx, c, ws, team, users); err != nil {
+			return nil, err
+		}
+	}
+	return users, nil
+}
+
+// retryRateLimited waits out a Slack rate limit of at most 30 s: true when
+// the call should be retried, false when err is something else.
+func retryRateLimited(ctx context.Context, err error) (bool, error) {
+	var rl *slack.RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter > 30*time.Second {
+		return false, nil
+	}
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-time.After(rl.RetryAfter):
+		return true, nil
+	}
+}
+
+// orgTeams lists the workspaces of org-wide install ent with auth.teams.list.
+func orgTeams(ctx context.Context, c *slack.Client, ent string) ([]string, error) {
+	var teams []string
+	cursor := ""
 	for {
+		page, next, err := c.ListTeamsContext(ctx, slack.ListTeamsParameters{Limit: 1000, Cursor: cursor})
+		if retry, werr := retryRateLimited(ctx, err); werr != nil {
+			return nil, werr
+		} else if retry {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing the workspaces of %s: %w", ent, err)
+		}
+		for _, t := range page {
+			teams = append(teams, t.ID)
+		}
+		if next == "" {
+			return teams, nil
+		}
+		cursor = next
+	}
+}
+
+// listSlackUsers adds the users listed by users.list (team_id team when
+// set) to users.
+func listSlackUsers(ctx context.Context, c *slack.Client, ws, team string, users map[string]bool) error {
+	opts := []slack.GetUsersOption{slack.GetUsersOptionLimit(999)}
+	what := ws
+	if team != "" {
+		opts = append(opts, slack.GetUsersOptionTeamID(team))
+		what = ws + "/" + team
+	}
+	p := c.GetUsersPaginated(opts...)
+	for {
+		var err error
 		p, err = p.Next(ctx)
-		var rl *slack.RateLimitedError
-		if errors.As(err, &rl) && rl.RetryAfter <= 30*time.Second {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(rl.RetryAfter):
-			}
+		if retry, werr := retryRateLimited(ctx, err); werr != nil {
+			return werr
+		} else if retry {
 			continue
 		}
 		if err != nil {
 			if p.Done(err) {
-				break
+				return nil
 			}
-			return nil, fmt.Errorf("listing the users of %s: %w", ws, err)
+			return fmt.Errorf("listing the users of %s: %w", what, err)
 		}
 		for _, u := range p.Users {
 			users[u.ID] = !u.Deleted
 		}
 		if p.Cursor == "" {
-			break
+			return nil
 		}
 	}
-	return users, nil
 }
 
 // Disconnect uninstalls the app from in's workspace with a fresh bot token

@@ -621,6 +621,10 @@ func (e *Emulator) installWorkspaces(in *install, teamArg string) ([]*workspace,
 
 func (e *Emulator) apiUsersList(c *apiCall) (map[string]any, error) {
 	in := c.tok.inst
+	if in.ws == nil && c.arg("team_id") == "" {
+		// Slack: team_id is "required if org token is used".
+		return nil, slackErr("missing_argument")
+	}
 	wss, err := e.installWorkspaces(in, c.arg("team_id"))
 	if err != nil {
 		return nil, err

@@ -80,6 +80,7 @@ func (e *Emulator) methods() map[string]methodSpec {
 		"oauth.v2.access":               {tier: 4, noToken: true, handle: (*Emulator).apiOAuthAccess},
 		"auth.test":                     {tier: 4, handle: (*Emulator).apiAuthTest},
 		"auth.revoke":                   {tier: 3, handle: (*Emulator).apiAuthRevoke},
+		"auth.teams.list":               {tier: 2, handle: (*Emulator).apiAuthTeamsList},
 		"apps.uninstall":                {tier: 1, handle: (*Emulator).apiAppsUninstall},
 		"chat.postMessage":              {tier: 4, scopes: []string{"chat:write"}, handle: (*Emulator).apiPostMessage},
 		"chat.postEphemeral":            {tier: 4, scopes: []string{"chat:write"}, handle: (*Emulator).apiPostEphemeral},
