@@ -35,7 +35,7 @@ type disconnectEnv struct {
 
 func startDisconnectEnv(t *testing.T) *disconnectEnv {
 	t.Helper()
-	e := &disconnectEnv{nats: startStreams(t), redis: testenv.StartRedis(t),
+	e := &disconnectEnv{nats: testenv.StartStreams(t), redis: testenv.StartRedis(t),
 		emu: slackemu.StartTest(t, slackemu.Config{TimeScale: disconnectScale, ExternalTeams: 6, Users: 2, Workspaces: -1, Groups: -1})}
 	e.ent = e.emu.World().Enterprises[0]
 	tok, err := e.emu.MintToken(slackemu.TokenRequest{EnterpriseID: e.ent.ID})

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/testenv"
 )
 
 // parkDead parks the SLACK message at seq as consumer's dead letter the way the
@@ -60,7 +61,7 @@ func populateDead(t *testing.T, js jetstream.JetStream) (ids []uint64, advisory 
 }
 
 func TestDLQList(t *testing.T) {
-	n := startStreams(t)
+	n := testenv.StartStreams(t)
 	ids, _ := populateDead(t, n.JS)
 	tests := []struct {
 		name      string
@@ -130,7 +131,7 @@ func TestDLQList(t *testing.T) {
 }
 
 func TestDLQShow(t *testing.T) {
-	n := startStreams(t)
+	n := testenv.StartStreams(t)
 	ids, advisory := populateDead(t, n.JS)
 	tests := []struct {
 		name     string
@@ -179,7 +180,7 @@ func TestDLQShow(t *testing.T) {
 }
 
 func TestDLQRedriveOne(t *testing.T) {
-	n := startStreams(t)
+	n := testenv.StartStreams(t)
 	ids, _ := populateDead(t, n.JS)
 	id := strconv.FormatUint(ids[1], 10)
 	tests := []struct {
@@ -229,7 +230,7 @@ func TestDLQRedriveAll(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := startStreams(t)
+			n := testenv.StartStreams(t)
 			populateDead(t, n.JS)
 			code, stdout, stderr := runCLI(t, n.URL, append([]string{"dlq", "redrive"}, tt.args...)...)
 			if code != 0 || !strings.Contains(stdout, tt.wantOut) {
@@ -269,7 +270,7 @@ func TestDLQUsageErrors(t *testing.T) {
 }
 
 func TestDLQPurge(t *testing.T) {
-	n := startStreams(t)
+	n := testenv.StartStreams(t)
 	populateDead(t, n.JS)
 	tests := []struct {
 		name     string

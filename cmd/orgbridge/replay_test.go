@@ -30,13 +30,6 @@ func runCLI(t *testing.T, natsURL string, args ...string) (code int, stdout, std
 	return code, out.String(), errOut.String()
 }
 
-func startStreams(t *testing.T) *testenv.NATS {
-	t.Helper()
-	n := testenv.StartNATS(t)
-	n.EnsureStreams(t)
-	return n
-}
-
 func tctx(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -180,7 +173,7 @@ func TestReplayCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := startStreams(t)
+			n := testenv.StartStreams(t)
 			if _, err := n.JS.CreateOrUpdateConsumer(tctx(t), events.StreamSlack, jetstream.ConsumerConfig{
 				Durable: "binding", FilterSubject: "slack.commands.*", AckPolicy: jetstream.AckExplicitPolicy,
 			}); err != nil {
@@ -208,7 +201,7 @@ func TestReplayCommand(t *testing.T) {
 }
 
 func TestReplayCommandTwiceStoresNothingNew(t *testing.T) {
-	n := startStreams(t)
+	n := testenv.StartStreams(t)
 	pubN(t, n.JS, "slack.events.T1.message", "Ev", 3)
 	args := []string{"replay", "--stream", "SLACK", "--from-seq", "1", "--to-seq", "3", "--json"}
 	tests := []struct {
@@ -244,7 +237,7 @@ func TestReplayCommandTwiceStoresNothingNew(t *testing.T) {
 // TestReplayCommandRefusesDLQ covers `replay --stream DLQ` against a DLQ that
 // holds a dead letter and a captured advisory: exit 2, nothing published.
 func TestReplayCommandRefusesDLQ(t *testing.T) {
-	n := startStreams(t)
+	n := testenv.StartStreams(t)
 	dl := nats.NewMsg(events.DLQSubject(events.StreamSlack, "binding"))
 	dl.Data = []byte("{}")
 	dl.Header.Set(events.HeaderDLQSubject, "slack.events.T1.message")
@@ -288,7 +281,7 @@ func TestReplayCommandDisconnectRequestsOnly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := startStreams(t)
+			n := testenv.StartStreams(t)
 			pub(t, n.JS, req, "req-1", `{"request_id":"req-1"}`)
 			pub(t, n.JS, res, "res-1", `{"request_id":"req-1","state":"done"}`)
 			pub(t, n.JS, req, "req-2", `{"request_id":"req-2"}`)

@@ -14,7 +14,7 @@ import (
 )
 
 func TestStreamsCommand(t *testing.T) {
-	n := startStreams(t)
+	n := testenv.StartStreams(t)
 	pubN(t, n.JS, "slack.events.T1.message", "Ev", 5)
 	cons, err := n.JS.CreateOrUpdateConsumer(tctx(t), events.StreamSlack, jetstream.ConsumerConfig{
 		Durable: "binding", FilterSubject: "slack.events.>", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,

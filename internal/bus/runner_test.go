@@ -27,7 +27,7 @@ func consumerFor(tenant string) ConsumerConfig {
 }
 
 func TestOutcomes(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	tests := []struct {
 		name    string
 		cfg     func(c *ConsumerConfig)
@@ -136,7 +136,7 @@ func checkDeadLetter(t *testing.T, js jetstream.JetStream, tenant string, seq ui
 }
 
 func TestRetryAfterIsHonoured(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	const after = time.Second
 	tests := []struct {
 		name   string
@@ -177,7 +177,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 }
 
 func TestReplayForOtherConsumerIsSkipped(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	cfg := consumerFor("T-replay")
 	cfg.Concurrency = 1
 	c := &calls{}
@@ -196,7 +196,7 @@ func TestReplayForOtherConsumerIsSkipped(t *testing.T) {
 }
 
 func TestHeartbeatKeepsSlowHandlerFromRedelivery(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	cfg := consumerFor("T-slow")
 	cfg.AckWait = 400 * time.Millisecond
 	cfg.HandlerTimeout = 10 * time.Second
@@ -222,7 +222,7 @@ func TestHeartbeatKeepsSlowHandlerFromRedelivery(t *testing.T) {
 }
 
 func TestMaxDeliveriesCapture(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	cfg := consumerFor("T-hang")
 	cfg.AckWait = 300 * time.Millisecond
 	cfg.HandlerTimeout = 100 * time.Millisecond
@@ -255,7 +255,7 @@ func TestMaxDeliveriesCapture(t *testing.T) {
 }
 
 func TestDeadLetterPublishFailureNaksInsteadOfTerm(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	ctx := ctxT(t)
 	if err := n.JS.DeleteStream(ctx, events.StreamDLQ); err != nil {
 		t.Fatal(err)
@@ -289,7 +289,7 @@ func TestDeadLetterPublishFailureNaksInsteadOfTerm(t *testing.T) {
 }
 
 func TestDLQConsumerDoesNotLoop(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	cfg := ConsumerConfig{Stream: events.StreamDLQ, Durable: "dlq-reader", FilterSubjects: []string{"dlq.>"}}
 	startRunner(t, n.JS, noCapture, nil, func(r *Runner) {
 		mustRegister(t, r, cfg, func(context.Context, *Message) error { return Permanent(errors.New("cannot handle")) })
@@ -303,7 +303,7 @@ func TestDLQConsumerDoesNotLoop(t *testing.T) {
 
 func TestGracefulShutdown(t *testing.T) {
 	t.Run("in-flight handlers finish and ack, none lost or handled twice", func(t *testing.T) {
-		n := startNATS(t)
+		n := testenv.StartStreams(t)
 		cfg := consumerFor("T-drain")
 		cfg.Concurrency = 4
 		started := make(chan struct{}, 8)
@@ -347,7 +347,7 @@ func TestGracefulShutdown(t *testing.T) {
 	})
 
 	t.Run("shutdown timeout elapses: the message is redelivered to a new runner", func(t *testing.T) {
-		n := startNATS(t)
+		n := testenv.StartStreams(t)
 		cfg := consumerFor("T-stuck")
 		cfg.AckWait = time.Second
 		cfg.HandlerTimeout = time.Minute
@@ -377,7 +377,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestIdempotentMiddleware(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	rdb := testenv.StartRedis(t)
 	rec := store.NewIdempotency(rdb.Client)
 
@@ -440,7 +440,7 @@ func TestIdempotentMiddleware(t *testing.T) {
 }
 
 func TestMetricsSharedRegistry(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	reg := prometheus.NewRegistry()
 	if _, err := NewRunner(n.JS, nil, reg, noCapture); err != nil {
 		t.Fatalf("first runner: %v", err)

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/testenv"
 )
 
 // dlqFixture is a DLQ populated the way the worker runtime populates it: two
@@ -47,7 +48,7 @@ func TestListDeadLetters(t *testing.T) {
 		{name: "by stream and consumer", filter: DLQFilter{Stream: events.StreamSlack, Consumer: "mapping"}, wantIdx: []int{2}},
 		{name: "by another stream", filter: DLQFilter{Stream: events.StreamOrg}},
 	}
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	f := populateDLQ(t, n.JS)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,7 +71,7 @@ func TestListDeadLetters(t *testing.T) {
 }
 
 func TestListDeadLettersEmpty(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	captureAdvisory(t, n.JS, events.StreamSlack, "binding")
 	got, err := ListDeadLetters(testCtx(t), n.JS, DLQFilter{})
 	if err != nil || len(got) != 0 {
@@ -79,7 +80,7 @@ func TestListDeadLettersEmpty(t *testing.T) {
 }
 
 func TestGetDeadLetter(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	f := populateDLQ(t, n.JS)
 	tests := []struct {
 		name     string
@@ -117,7 +118,7 @@ func TestGetDeadLetter(t *testing.T) {
 }
 
 func TestRedrive(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	f := populateDLQ(t, n.JS)
 	last := getLastSeq(t, n.JS, events.StreamSlack)
 
@@ -164,7 +165,7 @@ func TestRedrive(t *testing.T) {
 // TestRedriveTwiceStoresOnce covers a re-drive retried after its first attempt
 // stored the copy but did not delete the dead letter.
 func TestRedriveTwiceStoresOnce(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	f := populateDLQ(t, n.JS)
 	d, err := GetDeadLetter(testCtx(t), n.JS, f.ids[0])
 	if err != nil {
@@ -214,7 +215,7 @@ func TestRedriveAll(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := startNATS(t)
+			n := testenv.StartStreams(t)
 			f := populateDLQ(t, n.JS)
 			before := streamMsgs(t, n.JS, events.StreamSlack)
 			sum, err := RedriveAll(testCtx(t), n.JS, tt.filter, nil)
@@ -240,7 +241,7 @@ func TestRedriveAll(t *testing.T) {
 }
 
 func TestRedriveWithoutOriginalSubjectFails(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	id := park(t, n.JS, deadLetter{stream: events.StreamSlack, consumer: "binding", seq: 7, body: "{}"})
 	sum, err := RedriveAll(testCtx(t), n.JS, DLQFilter{}, nil)
 	if err != nil {
@@ -270,7 +271,7 @@ func TestPurgeDeadLetters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := startNATS(t)
+			n := testenv.StartStreams(t)
 			advisory := captureAdvisory(t, n.JS, events.StreamSlack, "binding")
 			if tt.populate {
 				populateDLQ(t, n.JS)
@@ -300,7 +301,7 @@ func TestPurgeDeadLetters(t *testing.T) {
 // parked at the id of one already re-driven. Its re-drive must publish it, not
 // take it for a duplicate and delete it unpublished.
 func TestRedriveAfterDLQRecreated(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	first := publish(t, n.JS, subjMsg, "Ev-A", `{"event_id":"Ev-A"}`, events.HeaderTeam, "T1")
 	id := parkFromStream(t, n.JS, events.StreamSlack, first, "mapping", "boom")
 	if r, err := Redrive(testCtx(t), n.JS, id); err != nil || r.Duplicate {

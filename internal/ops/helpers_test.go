@@ -10,15 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgbridge/orgbridge/events"
-	"github.com/orgbridge/orgbridge/internal/testenv"
 )
-
-func startNATS(t *testing.T) *testenv.NATS {
-	t.Helper()
-	n := testenv.StartNATS(t)
-	n.EnsureStreams(t)
-	return n
-}
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
@@ -62,7 +54,8 @@ func publishEvents(t *testing.T, js jetstream.JetStream, subject, prefix string,
 	return seqs
 }
 
-func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
+// streamState reads a stream's current state.
+func streamState(t *testing.T, js jetstream.JetStream, stream string) jetstream.StreamState {
 	t.Helper()
 	s, err := js.Stream(testCtx(t), stream)
 	if err != nil {
@@ -72,7 +65,12 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 	if err != nil {
 		t.Fatalf("stream %s info: %v", stream, err)
 	}
-	return info.State.Msgs
+	return info.State
+}
+
+func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	return streamState(t, js, stream).Msgs
 }
 
 func getMsg(t *testing.T, js jetstream.JetStream, stream string, seq uint64) *jetstream.RawStreamMsg {

@@ -5,12 +5,13 @@ import (
 	"testing"
 
 	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/testenv"
 )
 
 // TestReplayRefusesDLQ covers a replay of the DLQ stream: its copies (dead
 // letters, captured advisories) would only become more dead letters.
 func TestReplayRefusesDLQ(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	f := populateDLQ(t, n.JS)
 	before := streamMsgs(t, n.JS, events.StreamDLQ)
 	for _, stream := range []string{events.StreamDLQ, "dlq"} {
@@ -70,7 +71,7 @@ func TestReplayDisconnectDefaultsToRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := startNATS(t)
+			n := testenv.StartStreams(t)
 			if tt.consumer != nil {
 				createDurable(t, n.JS, events.StreamDisconnect, "disconnect", tt.consumer...)
 			}

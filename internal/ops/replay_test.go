@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/testenv"
 )
 
 const (
@@ -125,7 +126,7 @@ func TestReplay(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := startNATS(t)
+			n := testenv.StartStreams(t)
 			cfg := tt.setup(t, n.JS)
 			if tt.wantErr != nil {
 				if _, err := Replay(testCtx(t), n.JS, cfg, nil); !errors.Is(err, tt.wantErr) {
@@ -178,15 +179,7 @@ func TestReplay(t *testing.T) {
 
 func getLastSeq(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 	t.Helper()
-	s, err := js.Stream(testCtx(t), stream)
-	if err != nil {
-		t.Fatalf("stream %s: %v", stream, err)
-	}
-	info, err := s.Info(testCtx(t))
-	if err != nil {
-		t.Fatalf("stream %s info: %v", stream, err)
-	}
-	return info.State.LastSeq
+	return streamState(t, js, stream).LastSeq
 }
 
 func orEmpty(m map[string]int) map[string]int {
@@ -206,7 +199,7 @@ func TestReplayTwiceStoresNothingNew(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := startNATS(t)
+			n := testenv.StartStreams(t)
 			if tt.consumer != "" {
 				createDurable(t, n.JS, events.StreamSlack, tt.consumer)
 			}
@@ -242,7 +235,7 @@ func TestReplayTwiceStoresNothingNew(t *testing.T) {
 }
 
 func TestReplayStopsAtLastSequenceAtStart(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	const total = 1200
 	publishEvents(t, n.JS, subjMsg, "Ev", total)
 	var progress bytes.Buffer
@@ -268,7 +261,7 @@ func TestReplayStopsAtLastSequenceAtStart(t *testing.T) {
 }
 
 func TestReplayDryRunPublishesNothing(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	publishEvents(t, n.JS, subjMsg, "Ev", 4)
 	publishEvents(t, n.JS, subjCommand, "Cmd", 1)
 	before := streamMsgs(t, n.JS, events.StreamSlack)
@@ -287,7 +280,7 @@ func TestReplayDryRunPublishesNothing(t *testing.T) {
 }
 
 func TestReplayCopiesKeepIdentityAndHeaders(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	withID := publish(t, n.JS, subjMsg, "Ev123", `{"a":1}`, events.HeaderTeam, "T1", events.HeaderRequestID, "req-1")
 	withoutID := publish(t, n.JS, subjCommand, "", "text=hi", events.HeaderTeam, "T1")
 	// A copy from an earlier replay for another consumer: its identity is its

@@ -7,10 +7,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/testenv"
 )
 
 func TestListStreams(t *testing.T) {
-	n := startNATS(t)
+	n := testenv.StartStreams(t)
 	publishEvents(t, n.JS, subjMsg, "Ev", 5)
 	publishEvents(t, n.JS, subjInstall, "Inst", 2)
 	binding := createDurable(t, n.JS, events.StreamSlack, "binding", "slack.events.>")

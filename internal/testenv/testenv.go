@@ -38,6 +38,14 @@ func StartNATS(t testing.TB) *NATS {
 	return StartNATSAt(t, t.TempDir())
 }
 
+// StartStreams is [StartNATS] with every contract stream created.
+func StartStreams(t testing.TB) *NATS {
+	t.Helper()
+	n := StartNATS(t)
+	n.EnsureStreams(t)
+	return n
+}
+
 // StartNATSAt is [StartNATS] with a store directory of the caller's, so a test can
 // stop a server and start another on the same data.
 func StartNATSAt(t testing.TB, dir string) *NATS {
