@@ -50,9 +50,8 @@ func newOAuthFixture(t *testing.T, wait time.Duration) *oauthFixture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	f := &oauthFixture{ctx: ctx, nats: testenv.StartNATS(t), rdb: testenv.StartRedis(t).Client,
+	f := &oauthFixture{ctx: ctx, nats: testenv.StartStreams(t), rdb: testenv.StartRedis(t).Client,
 		slack: slackemu.StartTest(t, slackemu.Config{Seed: 7, DisableRateLimits: true}), org: orgemu.StartTest(t, orgemu.Config{})}
-	f.nats.EnsureStreams(t)
 	var err error
 	if f.keys, err = store.ParseKeyring(store.GenerateKeySpec("k1")); err != nil {
 		t.Fatal(err)

@@ -36,8 +36,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	n := testenv.StartNATS(t)
-	n.EnsureStreams(t)
+	n := testenv.StartStreams(t)
 	js, err := jetstream.New(n.Conn, jetstream.WithPublishAsyncTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -85,8 +85,7 @@ func publishEvent(t *testing.T, js jetstream.JetStream, eventID string) {
 // TestReplayTwiceHasNoExtraEffect plays the whole path: events handled once,
 // a replay of the range re-delivered to the workers, and the same replay again.
 func TestReplayTwiceHasNoExtraEffect(t *testing.T) {
-	n := testenv.StartNATS(t)
-	n.EnsureStreams(t)
+	n := testenv.StartStreams(t)
 	rdb := testenv.StartRedis(t)
 	idem := store.NewIdempotency(rdb.Client)
 	var fx effects
@@ -131,8 +130,7 @@ func TestReplayTwiceHasNoExtraEffect(t *testing.T) {
 // TestDeadLetterThenRedrive: a handler that keeps failing sends the message to the
 // DLQ after MaxDeliver; once fixed, a redrive brings it back to that worker only.
 func TestDeadLetterThenRedrive(t *testing.T) {
-	n := testenv.StartNATS(t)
-	n.EnsureStreams(t)
+	n := testenv.StartStreams(t)
 	rdb := testenv.StartRedis(t)
 	idem := store.NewIdempotency(rdb.Client)
 	var broken atomic.Bool

@@ -61,8 +61,7 @@ func startEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
-	e := &env{t: t, ctx: ctx, nats: testenv.StartNATS(t), redis: testenv.StartRedis(t)}
-	e.nats.EnsureStreams(t)
+	e := &env{t: t, ctx: ctx, nats: testenv.StartStreams(t), redis: testenv.StartRedis(t)}
 	e.scopes = o.scopes
 	if e.scopes == nil {
 		e.scopes = []string{"commands", "chat:write", "incoming-webhook", "users:read", "im:write"}

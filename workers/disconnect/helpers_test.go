@@ -50,8 +50,7 @@ func newEnv(t *testing.T, emuCfg slackemu.Config) *env {
 	}
 	emuCfg.Workspaces = -1
 	emuCfg.Groups = -1
-	e := &env{t: t, nats: testenv.StartNATS(t), redis: testenv.StartRedis(t), emu: slackemu.StartTest(t, emuCfg)}
-	e.nats.EnsureStreams(t)
+	e := &env{t: t, nats: testenv.StartStreams(t), redis: testenv.StartRedis(t), emu: slackemu.StartTest(t, emuCfg)}
 	var err error
 	if e.slack, err = slackapi.New(e.emu.APIURL()); err != nil {
 		t.Fatal(err)
