@@ -16,6 +16,11 @@ var (
 	ErrUnknownOrg = errors.New("orgemu: no such org")
 	// ErrUnknownUser: the org has no user with that username.
 	ErrUnknownUser = errors.New("orgemu: no such user in the org")
+	// ErrUsernameTaken: a user of some org already has that username
+	// (usernames are unique across orgs, as in Salesforce).
+	ErrUsernameTaken = errors.New("orgemu: username taken")
+	// ErrUnknownResource: the org's directory has no SCIM user or group with that id.
+	ErrUnknownResource = errors.New("orgemu: no such SCIM resource in the org")
 )
 
 // World is what the emulator holds: every org and its users.
@@ -44,6 +49,7 @@ type UserInfo struct {
 	Name      string `json:"name"`
 	Active    bool   `json:"active"`
 	Permitted bool   `json:"permitted"`
+	Admin     bool   `json:"admin"`
 }
 
 // Permissions changes who may use the app. Nil fields leave things as they are.
@@ -115,9 +121,60 @@ func (e *Emulator) orgInfoLocked(o *org, now time.Time) OrgInfo {
 	}
 	for _, u := range o.dir.users {
 		_, _, full := names(u)
-		info.Users = append(info.Users, UserInfo{ID: u.ID, Username: u.UserName, Email: primaryEmail(u), Name: full, Active: u.Active, Permitted: u.permitted})
+		info.Users = append(info.Users, userInfo(u, full))
 	}
 	return info
+}
+
+func userInfo(u *SCIMUser, full string) UserInfo {
+	return UserInfo{ID: u.ID, Username: u.UserName, Email: primaryEmail(u), Name: full, Active: u.Active, Permitted: u.permitted, Admin: u.admin}
+}
+
+// AddUser adds a user to an existing org's directory, as an admin creating a
+// user does, and returns its SCIM id. The username must not be taken in any
+// org ([ErrUsernameTaken]).
+func (e *Emulator) AddUser(orgID string, us UserSpec) (string, error) {
+	info, err := e.addUser(orgID, us)
+	return info.ID, err
+}
+
+func (e *Emulator) addUser(orgID string, us UserSpec) (UserInfo, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.orgLocked(orgID)
+	if o == nil {
+		return UserInfo{}, fmt.Errorf("%w: %s", ErrUnknownOrg, orgID)
+	}
+	if other, _ := e.findUserLocked(us.Username); other != nil {
+		return UserInfo{}, fmt.Errorf("%w: %s is a user of org %s", ErrUsernameTaken, us.Username, other.id)
+	}
+	u, err := e.addUserLocked(o, us, e.now())
+	if err != nil {
+		return UserInfo{}, err
+	}
+	_, _, full := names(u)
+	return userInfo(u, full), nil
+}
+
+// SetAdmin makes a user an org admin or takes it away. Tokens already
+// issued see the change at once in userinfo and the identity URL.
+func (e *Emulator) SetAdmin(orgID, username string, admin bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.orgLocked(orgID)
+	if o == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownOrg, orgID)
+	}
+	u := o.dir.userByName(username)
+	if u == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownUser, username)
+	}
+	if u.admin != admin {
+		next := *u
+		next.admin = admin
+		o.dir.users[o.dir.userPos[u.ID]] = &next // stored values are replaced, never changed in place
+	}
+	return nil
 }
 
 // CreateOrg adds an org with its users.
@@ -230,7 +287,39 @@ type Snapshot struct {
 	Groups []SCIMGroup `json:"groups"`
 }
 
-// SCIMSnapshot returns the org's users and groups, members included.
+// SCIMUser returns one SCIM user of the org by id, as GET /Users/{id} shows it.
+func (e *Emulator) SCIMUser(orgID, id string) (SCIMUser, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	o := e.orgLocked(orgID)
+	if o == nil {
+		return SCIMUser{}, fmt.Errorf("%w: %s", ErrUnknownOrg, orgID)
+	}
+	u := o.dir.user(id)
+	if u == nil {
+		return SCIMUser{}, fmt.Errorf("%w: user %s", ErrUnknownResource, id)
+	}
+	return e.renderUser(u), nil
+}
+
+// SCIMGroup returns one SCIM group of the org by id, members included.
+func (e *Emulator) SCIMGroup(orgID, id string) (SCIMGroup, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	o := e.orgLocked(orgID)
+	if o == nil {
+		return SCIMGroup{}, fmt.Errorf("%w: %s", ErrUnknownOrg, orgID)
+	}
+	g := o.dir.groupByID[id]
+	if g == nil {
+		return SCIMGroup{}, fmt.Errorf("%w: group %s", ErrUnknownResource, id)
+	}
+	return e.renderGroup(g, true), nil
+}
+
+// SCIMSnapshot returns the org's users and groups, members included. Users
+// are as SCIM serves them (externalId, active, emails, photos, title, meta
+// with the version …), in creation order.
 func (e *Emulator) SCIMSnapshot(orgID string) (Snapshot, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -254,8 +343,11 @@ type controlError struct {
 
 func controlFail(w http.ResponseWriter, err error) {
 	status := http.StatusBadRequest
-	if errors.Is(err, ErrUnknownOrg) || errors.Is(err, ErrUnknownUser) {
+	switch {
+	case errors.Is(err, ErrUnknownOrg) || errors.Is(err, ErrUnknownUser) || errors.Is(err, ErrUnknownResource):
 		status = http.StatusNotFound
+	case errors.Is(err, ErrUsernameTaken):
+		status = http.StatusConflict
 	}
 	writeJSON(w, status, "application/json", controlError{err.Error()})
 }
@@ -309,6 +401,39 @@ func (e *Emulator) handleUserActive(active bool) http.HandlerFunc {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+func (e *Emulator) handleAddUser(w http.ResponseWriter, r *http.Request) {
+	var us UserSpec
+	if err := decodeControl(r, &us); err != nil {
+		controlFail(w, err)
+		return
+	}
+	info, err := e.addUser(r.PathValue("org"), us)
+	if err != nil {
+		controlFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, "application/json", info)
+}
+
+func (e *Emulator) handleSetAdmin(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Admin *bool `json:"admin"`
+	}
+	if err := decodeControl(r, &req); err != nil {
+		controlFail(w, err)
+		return
+	}
+	if req.Admin == nil {
+		controlFail(w, errors.New(`body must be {"admin": true} or {"admin": false}`))
+		return
+	}
+	if err := e.SetAdmin(r.PathValue("org"), r.PathValue("username"), *req.Admin); err != nil {
+		controlFail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (e *Emulator) handlePermissions(w http.ResponseWriter, r *http.Request) {

@@ -63,6 +63,7 @@ type SCIMUser struct {
 	Meta              SCIMMeta         `json:"meta"`
 
 	permitted bool // the user's permission to use the app
+	admin     bool // an org admin (may connect integrations)
 	version   int64
 }
 
@@ -154,6 +155,7 @@ func (d *directory) replaceUser(prev, next *SCIMUser, now time.Time) *SCIMUser {
 	next.ID = prev.ID
 	next.Schemas = []string{schemaUser}
 	next.permitted = prev.permitted
+	next.admin = prev.admin
 	next.version = prev.version + 1
 	next.Meta = prev.Meta
 	next.Meta.LastModified = now.UTC().Format(time.RFC3339Nano)

@@ -118,7 +118,7 @@ type Emulator struct {
 }
 
 type stats struct {
-	scimReads, scimWrites, scimThrottled, tokens atomic.Int64
+	scimReads, scimWrites, scimRefused, scimThrottled, tokens atomic.Int64
 }
 
 // New builds an emulator holding the configured world. It starts nothing: serve
@@ -197,10 +197,15 @@ func StartTest(t testing.TB, cfg Config) *Emulator {
 }
 
 // Stats counts what the emulator served, so tests and benchmarks can assert on
-// the number of calls (a no-change sync writes nothing).
+// the number of calls (a no-change sync writes nothing). SCIM calls are
+// counted once authenticated: SCIMWrites are the writes (POST, PUT, PATCH,
+// DELETE) the directory accepted (2xx), SCIMRefused those it answered with
+// a 4xx other than 429 (409 conflict, 412 changed, 400, 404, 405 …), and
+// SCIMThrottled those refused with 429 by the write rate limit.
 type Stats struct {
 	SCIMReads     int64 `json:"scim_reads"`
 	SCIMWrites    int64 `json:"scim_writes"`
+	SCIMRefused   int64 `json:"scim_refused"`
 	SCIMThrottled int64 `json:"scim_throttled"`
 	TokensIssued  int64 `json:"tokens_issued"`
 }
@@ -210,6 +215,7 @@ func (e *Emulator) Stats() Stats {
 	return Stats{
 		SCIMReads:     e.stats.scimReads.Load(),
 		SCIMWrites:    e.stats.scimWrites.Load(),
+		SCIMRefused:   e.stats.scimRefused.Load(),
 		SCIMThrottled: e.stats.scimThrottled.Load(),
 		TokensIssued:  e.stats.tokens.Load(),
 	}
@@ -248,6 +254,8 @@ func (e *Emulator) routes() *http.ServeMux {
 	m.HandleFunc("POST /_emulator/orgs", e.handleCreateOrg)
 	m.HandleFunc("POST /_emulator/orgs/{org}/expire", e.handleExpire)
 	m.HandleFunc("PUT /_emulator/orgs/{org}/permissions", e.handlePermissions)
+	m.HandleFunc("POST /_emulator/orgs/{org}/users", e.handleAddUser)
+	m.HandleFunc("POST /_emulator/orgs/{org}/users/{username}/admin", e.handleSetAdmin)
 	m.HandleFunc("POST /_emulator/orgs/{org}/users/{username}/deactivate", e.handleUserActive(false))
 	m.HandleFunc("POST /_emulator/orgs/{org}/users/{username}/activate", e.handleUserActive(true))
 	m.HandleFunc("GET /_emulator/scim", e.handleSnapshot)

@@ -235,13 +235,20 @@ func (e *Emulator) handleReplaceGroup(w http.ResponseWriter, r *http.Request, o 
 
 func (e *Emulator) handleDeleteGroup(w http.ResponseWriter, r *http.Request, o *org) {
 	e.mu.Lock()
-	g := o.dir.groupByID[r.PathValue("id")]
-	if g != nil {
+	serr := func() *scimError {
+		g := o.dir.groupByID[r.PathValue("id")]
+		if g == nil {
+			return &scimError{status: http.StatusNotFound, detail: "no group " + r.PathValue("id")}
+		}
+		if err := checkVersion(r, etag(g.version)); err != nil {
+			return err
+		}
 		o.dir.removeGroup(g)
-	}
+		return nil
+	}()
 	e.mu.Unlock()
-	if g == nil {
-		writeSCIMError(w, http.StatusNotFound, "", "no group "+r.PathValue("id"))
+	if serr != nil {
+		serr.write(w)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -249,13 +256,15 @@ func (e *Emulator) handleDeleteGroup(w http.ResponseWriter, r *http.Request, o *
 
 // handlePatchGroup applies a PatchOp to a group. Member changes are O(changed
 // members), not O(group size), so syncing large groups stays cheap. It answers
-// 204 No Content: a group of 10,000 members is not echoed back.
+// 204 No Content with the new version in the ETag header: a group of 10,000
+// members is not echoed back.
 func (e *Emulator) handlePatchGroup(w http.ResponseWriter, r *http.Request, o *org) {
 	p, serr := decodePatch(r)
 	if serr != nil {
 		serr.write(w)
 		return
 	}
+	var version string
 	e.mu.Lock()
 	serr = func() *scimError {
 		d := o.dir
@@ -286,6 +295,7 @@ func (e *Emulator) handlePatchGroup(w http.ResponseWriter, r *http.Request, o *o
 			s()
 		}
 		g.modified, g.version = e.now(), g.version+1
+		version = etag(g.version)
 		return nil
 	}()
 	e.mu.Unlock()
@@ -293,6 +303,7 @@ func (e *Emulator) handlePatchGroup(w http.ResponseWriter, r *http.Request, o *o
 		serr.write(w)
 		return
 	}
+	w.Header().Set("ETag", version)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -337,6 +337,13 @@ func primaryEmail(u *SCIMUser) string {
 	return ""
 }
 
+// customAttributes are the connected app's custom attributes for u, as
+// Salesforce adds them to userinfo and the identity URL: strings, with
+// org_admin "true" for an org admin.
+func customAttributes(u *SCIMUser) map[string]string {
+	return map[string]string{"org_admin": strconv.FormatBool(u.admin)}
+}
+
 func (e *Emulator) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 	o, u := e.userFromToken(w, r)
 	if u == nil {
@@ -358,6 +365,7 @@ func (e *Emulator) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 		"user_type":          "STANDARD",
 		"updated_at":         u.Meta.LastModified,
 		"is_app_installed":   true,
+		"custom_attributes":  customAttributes(u),
 	})
 }
 
@@ -387,6 +395,7 @@ func (e *Emulator) handleIdentity(w http.ResponseWriter, r *http.Request) {
 		"user_type":          "STANDARD",
 		"last_modified_date": u.Meta.LastModified,
 		"is_app_installed":   true,
+		"custom_attributes":  customAttributes(u),
 	})
 }
 
@@ -400,7 +409,7 @@ li{margin:.2rem 0}.off{color:#888}</style></head>
 <input type="hidden" name="{{$k}}" value="{{.}}">{{end}}{{end}}
 <label>Username <input name="login_hint" size="32" autofocus></label> <button>Log in</button></form>
 {{range .Orgs}}<h2>{{.Name}} <small>{{.ID}}{{if .Expired}} · expired{{end}}{{if not .AppAllowed}} · app not allowed{{end}}</small></h2><ul>
-{{range .Users}}<li><a href="{{$.Link .Username}}">{{.Username}}</a> {{.Name}}{{if not .Active}} <span class="off">inactive</span>{{end}}{{if not .Permitted}} <span class="off">no app permission</span>{{end}}</li>
+{{range .Users}}<li><a href="{{$.Link .Username}}">{{.Username}}</a> {{.Name}}{{if .Admin}} <span class="off">org admin</span>{{end}}{{if not .Active}} <span class="off">inactive</span>{{end}}{{if not .Permitted}} <span class="off">no app permission</span>{{end}}</li>
 {{end}}</ul>{{end}}</body></html>`))
 
 type loginView struct {

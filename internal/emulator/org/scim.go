@@ -76,12 +76,39 @@ func (e *Emulator) scimAuth(write bool, h scimHandler) http.HandlerFunc {
 					return
 				}
 			}
-			e.stats.scimWrites.Add(1)
-		} else {
-			e.stats.scimReads.Add(1)
+			sw := &statusWriter{ResponseWriter: w}
+			h(sw, r, o)
+			switch {
+			case sw.status >= 200 && sw.status < 300:
+				e.stats.scimWrites.Add(1)
+			case sw.status >= 400 && sw.status < 500:
+				e.stats.scimRefused.Add(1)
+			}
+			return
 		}
+		e.stats.scimReads.Add(1)
 		h(w, r, o)
 	}
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
 }
 
 func bearer(r *http.Request) (string, bool) {

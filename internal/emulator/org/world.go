@@ -22,14 +22,17 @@ func (o *org) isExpired(now time.Time) bool {
 	return o.expired || (!o.expiresAt.IsZero() && !now.Before(o.expiresAt))
 }
 
-// UserSpec describes one user of an [OrgSpec]. Email defaults to the username;
-// Active and Permitted (the user's permission to use the app) default to true.
+// UserSpec describes one user of an [OrgSpec] (or [Emulator.AddUser]). Email
+// defaults to the username; Active and Permitted (the user's permission to
+// use the app) default to true. Admin makes the user an org admin, which the
+// OAuth userinfo and identity URL answer as custom_attributes.org_admin.
 type UserSpec struct {
 	Username  string `json:"username"`
 	Email     string `json:"email,omitempty"`
 	Name      string `json:"name,omitempty"`
 	Active    *bool  `json:"active,omitempty"`
 	Permitted *bool  `json:"permitted,omitempty"`
+	Admin     bool   `json:"admin,omitempty"`
 }
 
 // OrgSpec describes an org for [Emulator.CreateOrg] and POST /_emulator/orgs.
@@ -75,7 +78,7 @@ func defaultWorld() []OrgSpec {
 	no := ptr(false)
 	return []OrgSpec{
 		{ID: "00D000000000001", Name: "Acme", Users: []UserSpec{
-			{Username: "alice@acme.example", Name: "Alice Archer"},
+			{Username: "alice@acme.example", Name: "Alice Archer", Admin: true},
 			{Username: "bob@acme.example", Name: "Bob Baker"},
 			{Username: "carol@acme.example", Name: "Carol Chen"},
 			{Username: "dave@acme.example", Name: "Dave Dunn", Permitted: no},
@@ -116,6 +119,7 @@ func generatedWorld(seed int64, orgs, users int) []OrgSpec {
 			s.Users[j] = UserSpec{
 				Username: fmt.Sprintf("user%d@%s", j+1, domain),
 				Name:     firstNames[rng.IntN(len(firstNames))] + " " + lastNames[rng.IntN(len(lastNames))],
+				Admin:    j == 0,
 			}
 		}
 		specs[i] = s
@@ -168,31 +172,42 @@ func (e *Emulator) createOrgLocked(s OrgSpec) (*org, error) {
 		o.expiresAt = now.Add(ttl)
 	}
 	for _, us := range s.Users {
-		if us.Username == "" {
-			return nil, fmt.Errorf("orgemu: org %s: a user has no username", id)
-		}
-		u := &SCIMUser{
-			UserName:    us.Username,
-			DisplayName: us.Name,
-			Active:      us.Active == nil || *us.Active,
-			permitted:   us.Permitted == nil || *us.Permitted,
-		}
-		email := us.Email
-		if email == "" {
-			email = us.Username
-		}
-		u.Emails = []SCIMMultiValue{{Value: email, Type: "work", Primary: true}}
-		if us.Name != "" {
-			given, family, _ := strings.Cut(us.Name, " ")
-			u.Name = &SCIMName{GivenName: given, FamilyName: family, Formatted: us.Name}
-		}
-		if _, err := o.dir.addUser(e, u, now); err != nil {
-			return nil, fmt.Errorf("orgemu: org %s: %s", id, err.detail)
+		if _, err := e.addUserLocked(o, us, now); err != nil {
+			return nil, err
 		}
 	}
 	e.orgs[id] = o
 	e.orgList = append(e.orgList, o)
 	return o, nil
+}
+
+// addUserLocked adds the user us describes to o's directory; the caller
+// holds e.mu.
+func (e *Emulator) addUserLocked(o *org, us UserSpec, now time.Time) (*SCIMUser, error) {
+	if us.Username == "" {
+		return nil, fmt.Errorf("orgemu: org %s: a user has no username", o.id)
+	}
+	u := &SCIMUser{
+		UserName:    us.Username,
+		DisplayName: us.Name,
+		Active:      us.Active == nil || *us.Active,
+		permitted:   us.Permitted == nil || *us.Permitted,
+		admin:       us.Admin,
+	}
+	email := us.Email
+	if email == "" {
+		email = us.Username
+	}
+	u.Emails = []SCIMMultiValue{{Value: email, Type: "work", Primary: true}}
+	if us.Name != "" {
+		given, family, _ := strings.Cut(us.Name, " ")
+		u.Name = &SCIMName{GivenName: given, FamilyName: family, Formatted: us.Name}
+	}
+	stored, err := o.dir.addUser(e, u, now)
+	if err != nil {
+		return nil, fmt.Errorf("orgemu: org %s: %s", o.id, err.detail)
+	}
+	return stored, nil
 }
 
 // normID turns an 18-character Salesforce id into its 15-character form; other

@@ -631,7 +631,7 @@ func (e *Emulator) apiUsersList(c *apiCall) (map[string]any, error) {
 	}
 	total := 0
 	for _, ws := range wss {
-		total += len(ws.Users)
+		total += ws.members()
 	}
 	limit := 0
 	if s := c.arg("limit"); s != "" {
@@ -646,6 +646,8 @@ func (e *Emulator) apiUsersList(c *apiCall) (map[string]any, error) {
 		limit = max(total, 1)
 	}
 	limit = min(limit, maxUsersPage)
+	// The cursor names the next user to list; wi and pos are its workspace
+	// and its place in that workspace's listing (own users, then shared ones).
 	wi, pos := 0, 0
 	if cur := c.arg("cursor"); cur != "" {
 		b, err := base64.StdEncoding.DecodeString(cur)
@@ -654,35 +656,37 @@ func (e *Emulator) apiUsersList(c *apiCall) (map[string]any, error) {
 		if err != nil || !ok || !found {
 			return nil, slackErr("invalid_cursor")
 		}
-		wi = -1
+		wi, pos = -1, -1
 		for i, ws := range wss {
-			if ws == ref.ws {
-				wi = i
+			if p := ws.memberIndex(ref); p >= 0 {
+				wi, pos = i, p
+				break
 			}
 		}
 		if wi < 0 {
 			return nil, slackErr("invalid_cursor")
 		}
-		pos = int(ref.pos)
 	}
 	withEmail := c.tok.scopes["users:read.email"]
 	members := make([]userJSON, 0, min(limit, total))
 	for wi < len(wss) && len(members) < limit {
 		ws := wss[wi]
-		for pos < len(ws.Users) && len(members) < limit {
-			members = append(members, renderUser(ws, &ws.Users[pos], withEmail))
+		for pos < ws.members() && len(members) < limit {
+			home, u := ws.member(pos)
+			members = append(members, renderUser(home, u, withEmail))
 			pos++
 		}
-		if pos >= len(ws.Users) {
+		if pos >= ws.members() {
 			wi, pos = wi+1, 0
 		}
 	}
 	next := ""
-	for wi < len(wss) && pos >= len(wss[wi].Users) {
+	for wi < len(wss) && pos >= wss[wi].members() {
 		wi, pos = wi+1, 0
 	}
 	if wi < len(wss) {
-		next = base64.StdEncoding.EncodeToString([]byte("user:" + wss[wi].Users[pos].ID))
+		_, u := wss[wi].member(pos)
+		next = base64.StdEncoding.EncodeToString([]byte("user:" + u.ID))
 	}
 	return map[string]any{"members": members, "cache_ts": c.now.Unix(), "response_metadata": map[string]any{"next_cursor": next}}, nil
 }

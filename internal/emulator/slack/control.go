@@ -17,6 +17,7 @@ func (e *Emulator) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /_emulator/deliver/interaction", e.ctlInteraction)
 	mux.HandleFunc("POST /_emulator/deliver/event", e.ctlEvent)
 	mux.HandleFunc("POST /_emulator/users/{id}/deactivate", e.ctlDeactivate)
+	e.changeRoutes(mux)
 	mux.HandleFunc("GET /_emulator/messages", e.ctlMessages)
 	mux.HandleFunc("GET /_emulator/calls", e.ctlCalls)
 	mux.HandleFunc("POST /_emulator/faults", e.ctlFaults)
@@ -34,8 +35,11 @@ func (e *Emulator) controlRoutes(mux *http.ServeMux) {
 
 func ctlError(w http.ResponseWriter, err error) {
 	status := http.StatusBadRequest
-	if errors.Is(err, ErrUnknownTeam) || errors.Is(err, ErrUnknownUser) {
+	switch {
+	case errors.Is(err, ErrUnknownTeam) || errors.Is(err, ErrUnknownUser) || errors.Is(err, ErrUnknownGroup):
 		status = http.StatusNotFound
+	case errors.Is(err, ErrTaken):
+		status = http.StatusConflict
 	}
 	if errors.Is(err, ErrNoIngress) {
 		status = http.StatusConflict
@@ -258,17 +262,21 @@ type WorldInfo struct {
 
 // WorkspaceInfo summarises one workspace.
 type WorkspaceInfo struct {
-	ID           string      `json:"id"`
-	Name         string      `json:"name"`
-	Domain       string      `json:"domain"`
-	EnterpriseID string      `json:"enterprise_id,omitempty"`
-	Users        int         `json:"users"`
-	Active       int         `json:"active"`
-	Guests       int         `json:"guests"`
-	Bots         int         `json:"bots"`
-	Deleted      int         `json:"deleted"`
-	Admins       []string    `json:"admins"`
-	Groups       []GroupInfo `json:"groups"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Domain       string `json:"domain"`
+	EnterpriseID string `json:"enterprise_id,omitempty"`
+	// Users counts every member: the workspace's own users and Shared.
+	Users int `json:"users"`
+	// Shared are the members whose home is another workspace of the Grid
+	// org (one W… id in several workspaces).
+	Shared  []string    `json:"shared"`
+	Active  int         `json:"active"`
+	Guests  int         `json:"guests"`
+	Bots    int         `json:"bots"`
+	Deleted int         `json:"deleted"`
+	Admins  []string    `json:"admins"`
+	Groups  []GroupInfo `json:"groups"`
 }
 
 // GroupInfo summarises one user group.
@@ -301,12 +309,16 @@ func (e *Emulator) World() WorldInfo {
 	now := e.clock.Now()
 	out := WorldInfo{Workspaces: []WorkspaceInfo{}, Enterprises: []EnterpriseInfo{}}
 	for _, ws := range e.world.workspaces {
-		wi := WorkspaceInfo{ID: ws.ID, Name: ws.Name, Domain: ws.Domain, Users: len(ws.Users), Admins: []string{}, Groups: []GroupInfo{}}
+		wi := WorkspaceInfo{ID: ws.ID, Name: ws.Name, Domain: ws.Domain, Users: ws.members(), Shared: []string{},
+			Admins: []string{}, Groups: []GroupInfo{}}
 		if ws.Enterprise != nil {
 			wi.EnterpriseID = ws.Enterprise.ID
 		}
-		for i := range ws.Users {
-			u := &ws.Users[i]
+		for _, r := range ws.Shared {
+			wi.Shared = append(wi.Shared, r.user().ID)
+		}
+		for i := range ws.members() {
+			_, u := ws.member(i)
 			switch {
 			case u.has(flagDeleted):
 				wi.Deleted++

@@ -408,8 +408,15 @@ func TestWorldAndTokensOverHTTP(t *testing.T) {
 	if len(w.Workspaces) != 4 || len(w.Enterprises) != 1 || len(w.Enterprises[0].Workspaces) != 2 || len(w.Enterprises[0].ExternalTeams) != 5 {
 		t.Fatalf("default world = %+v", w)
 	}
-	for _, ws := range w.Workspaces {
-		if ws.Users != 20 || len(ws.Groups) != 3 || len(ws.Admins) < 2 || ws.Bots == 0 || ws.Guests == 0 || ws.Deleted == 0 {
+	for i, ws := range w.Workspaces {
+		wantShared := 0
+		if ws.ID == w.Enterprises[0].Workspaces[1] {
+			wantShared = 2 // a few Grid users are members of both Grid workspaces
+		}
+		if len(ws.Shared) != wantShared {
+			t.Errorf("workspace %d shares %v, want %d users", i, ws.Shared, wantShared)
+		}
+		if ws.Users-len(ws.Shared) != 20 || len(ws.Groups) != 3 || len(ws.Admins) < 2 || ws.Bots == 0 || ws.Guests == 0 || ws.Deleted == 0 {
 			t.Errorf("workspace %+v", ws)
 		}
 	}

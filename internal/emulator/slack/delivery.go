@@ -188,29 +188,6 @@ func (e *Emulator) DeliverEvent(teamID string, event map[string]any) (Delivery, 
 	return e.deliverEnvelope(env, false), nil
 }
 
-// DeactivateUser marks a user deleted (as an admin deactivating them does)
-// and delivers the user_change event Slack sends for it.
-func (e *Emulator) DeactivateUser(userID string) (Delivery, error) {
-	e.mu.Lock()
-	ref, ok := e.world.users[userID]
-	if !ok {
-		e.mu.Unlock()
-		return Delivery{}, fmt.Errorf("%w %q", ErrUnknownUser, userID)
-	}
-	u := &ref.ws.Users[ref.pos]
-	now := e.clock.Now()
-	u.Flags |= flagDeleted
-	u.Updated = now.Unix()
-	ev := map[string]any{"type": "user_change", "user": renderUser(ref.ws, u, true), "cache_ts": now.Unix()}
-	if e.ingress == "" {
-		e.mu.Unlock()
-		return Delivery{Error: ErrNoIngress.Error()}, nil
-	}
-	env := e.envelopeLocked(ref.ws.ID, "", ev)
-	e.mu.Unlock()
-	return e.deliverEnvelope(env, false), nil
-}
-
 // ---- commands and interactions ----
 
 // responseURL is a response_url handed out with a command or interaction:
@@ -294,10 +271,10 @@ func (e *Emulator) actorLocked(teamID, userID string) (*workspace, *user, error)
 		return nil, nil, fmt.Errorf("%w: team %s has no active member", ErrUnknownUser, teamID)
 	}
 	ref, ok := e.world.users[userID]
-	if !ok || ref.ws != ws {
+	if !ok || ws.memberIndex(ref) < 0 {
 		return nil, nil, fmt.Errorf("%w %q in team %s", ErrUnknownUser, userID, teamID)
 	}
-	return ws, &ref.ws.Users[ref.pos], nil
+	return ws, ref.user(), nil
 }
 
 // DeliverCommand posts a slash command, signed, to the ingress's

@@ -75,6 +75,18 @@ func (e *Emulator) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code.userID = q.Get("user")
+	if code.userID != "" {
+		// The person consenting must be a member of the workspace (or, for
+		// an org-wide install, of the Grid org) and not deactivated.
+		ref, ok := e.world.users[code.userID]
+		member := ok && !ref.user().has(flagDeleted) &&
+			((code.ws != nil && code.ws.memberIndex(ref) >= 0) || (code.ws == nil && ref.ws.Enterprise == code.ent))
+		if !member {
+			e.mu.Unlock()
+			back(url.Values{"error": {"access_denied"}, "state": {state}})
+			return
+		}
+	}
 	if code.userID == "" {
 		ws := code.ws
 		if ws == nil && len(code.ent.Workspaces) > 0 {
@@ -160,9 +172,15 @@ func (e *Emulator) apiOAuthAccess(c *apiCall) (map[string]any, error) {
 	}
 	code.used = true
 	in := e.installLocked(code.installKey, code.ws, code.ent)
-	bot := e.newTokenLocked(in, false, "", code.scopes, true, c.now)
-	out := e.oauthBody(in, bot, c.now)
-	out["refresh_token"] = e.newRefreshLocked(in, false, "", code.scopes)
+	var out map[string]any
+	if code.scopes == "" && code.userScopes != "" {
+		// Only user scopes asked for: Slack answers without a bot token.
+		out = e.oauthBody(in, nil, c.now)
+	} else {
+		bot := e.newTokenLocked(in, false, "", code.scopes, true, c.now)
+		out = e.oauthBody(in, bot, c.now)
+		out["refresh_token"] = e.newRefreshLocked(in, false, "", code.scopes)
+	}
 	authed := map[string]any{"id": code.userID}
 	if code.userScopes != "" {
 		ut := e.newTokenLocked(in, true, code.userID, code.userScopes, true, c.now)
@@ -177,15 +195,19 @@ func (e *Emulator) apiOAuthAccess(c *apiCall) (map[string]any, error) {
 	return out, nil
 }
 
+// oauthBody is oauth.v2.access's answer around token t; a nil t (a
+// user-scopes-only install) leaves the bot token fields out.
 func (e *Emulator) oauthBody(in *install, t *token, now time.Time) map[string]any {
 	out := map[string]any{
-		"access_token": t.value, "token_type": "bot", "scope": t.scopeList(), "bot_user_id": in.botUserID,
-		"app_id": e.cfg.AppID, "expires_in": int(t.expires.Sub(now) / time.Second),
-		"team": nil, "enterprise": nil, "is_enterprise_install": in.ws == nil,
+		"app_id": e.cfg.AppID, "team": nil, "enterprise": nil, "is_enterprise_install": in.ws == nil,
 	}
-	if t.isUser {
-		out["token_type"] = "user"
-		delete(out, "bot_user_id")
+	if t != nil {
+		out["access_token"], out["token_type"], out["scope"] = t.value, "bot", t.scopeList()
+		out["bot_user_id"], out["expires_in"] = in.botUserID, int(t.expires.Sub(now)/time.Second)
+		if t.isUser {
+			out["token_type"] = "user"
+			delete(out, "bot_user_id")
+		}
 	}
 	if in.ws != nil {
 		out["team"] = map[string]any{"id": in.ws.ID, "name": in.ws.Name}

@@ -28,6 +28,7 @@ type userJSON struct {
 	IsUltraRestricted bool            `json:"is_ultra_restricted"`
 	IsBot             bool            `json:"is_bot"`
 	IsAppUser         bool            `json:"is_app_user"`
+	IsInvitedUser     bool            `json:"is_invited_user,omitempty"`
 	Updated           int64           `json:"updated"`
 	IsEmailConfirmed  bool            `json:"is_email_confirmed"`
 	Enterprise        *enterpriseUser `json:"enterprise_user,omitempty"`
@@ -54,6 +55,9 @@ type profileJSON struct {
 	Image72               string `json:"image_72"`
 	Image192              string `json:"image_192"`
 	Image512              string `json:"image_512"`
+	Image1024             string `json:"image_1024"`
+	ImageOriginal         string `json:"image_original"`
+	IsCustomImage         bool   `json:"is_custom_image"`
 	Team                  string `json:"team"`
 }
 
@@ -75,13 +79,23 @@ func avatarHash(id string) string {
 	return hex.EncodeToString(s[:6])
 }
 
-// renderUser builds the users.list / users.info shape. withEmail follows
-// Slack: profile.email only for tokens holding users:read.email.
+// renderUser builds the users.list / users.info shape; ws is the user's home
+// workspace. withEmail follows Slack: profile.email only for tokens holding
+// users:read.email.
 func renderUser(ws *workspace, u *user, withEmail bool) userJSON {
 	real := strings.TrimSpace(u.First + " " + u.Last)
 	h := avatarHash(u.ID)
 	img := func(size string) string {
 		return "https://avatars.slack-edge.com/emulated/" + u.ID + "_" + h + "_" + size + ".png"
+	}
+	display, original := u.Name, img("original")
+	if u.x != nil {
+		if u.x.DisplayName != "" {
+			display = u.x.DisplayName
+		}
+		if u.x.ImageOriginal != "" {
+			original = u.x.ImageOriginal
+		}
 	}
 	j := userJSON{
 		ID: u.ID, TeamID: ws.ID, Name: u.Name, Deleted: u.has(flagDeleted),
@@ -89,11 +103,13 @@ func renderUser(ws *workspace, u *user, withEmail bool) userJSON {
 		TZ: "America/Los_Angeles", TZLabel: "Pacific Standard Time", TZOffset: -28800,
 		IsAdmin: u.has(flagAdmin), IsOwner: u.has(flagOwner), IsPrimaryOwner: u.has(flagPrimaryOwner),
 		IsRestricted: u.has(flagRestricted), IsUltraRestricted: u.has(flagUltraRestricted), IsBot: u.has(flagBot),
+		IsAppUser: u.has(flagAppUser), IsInvitedUser: u.has(flagInvited),
 		Updated: u.Updated, IsEmailConfirmed: u.Email != "",
 		Profile: profileJSON{
-			Title: u.Title, RealName: real, RealNameNormalized: real, DisplayName: u.Name, DisplayNameNormalized: u.Name,
+			Title: u.Title, RealName: real, RealNameNormalized: real, DisplayName: display, DisplayNameNormalized: display,
 			FirstName: u.First, LastName: u.Last, AvatarHash: h, BotID: u.BotID,
 			Image24: img("24"), Image32: img("32"), Image48: img("48"), Image72: img("72"), Image192: img("192"), Image512: img("512"),
+			Image1024: img("1024"), ImageOriginal: original, IsCustomImage: u.x != nil && u.x.ImageOriginal != "",
 			Team: ws.ID,
 		},
 	}
@@ -101,8 +117,14 @@ func renderUser(ws *workspace, u *user, withEmail bool) userJSON {
 		j.Profile.Email = u.Email
 	}
 	if ent := ws.Enterprise; ent != nil {
+		teams := []string{ws.ID}
+		if u.x != nil {
+			for _, t := range u.x.Teams {
+				teams = append(teams, t.ID)
+			}
+		}
 		j.Enterprise = &enterpriseUser{ID: u.ID, EnterpriseID: ent.ID, EnterpriseName: ent.Name,
-			IsAdmin: u.has(flagAdmin), IsOwner: u.has(flagOwner), IsPrimaryOwner: u.has(flagPrimaryOwner), Teams: []string{ws.ID}}
+			IsAdmin: u.has(flagAdmin), IsOwner: u.has(flagOwner), IsPrimaryOwner: u.has(flagPrimaryOwner), Teams: teams}
 	}
 	return j
 }
@@ -137,8 +159,8 @@ type groupPrefs struct {
 // deactivated users from user groups.
 func (g *group) activeMembers() []string {
 	out := make([]string, 0, len(g.Members))
-	for _, pos := range g.Members {
-		if u := &g.ws.Users[pos]; !u.has(flagDeleted) {
+	for _, m := range g.Members {
+		if u := g.memberRef(m).user(); !u.has(flagDeleted) {
 			out = append(out, u.ID)
 		}
 	}
@@ -147,10 +169,15 @@ func (g *group) activeMembers() []string {
 
 func renderGroup(g *group, withUsers, withCount bool) groupJSON {
 	j := groupJSON{ID: g.ID, TeamID: g.ws.ID, IsUsergroup: true, IsSubteam: true, Name: g.Name, Description: g.Description,
-		Handle: g.Handle, DateCreate: g.Created, DateUpdate: g.Created, CreatedBy: g.CreatedBy, UpdatedBy: g.CreatedBy,
+		Handle: g.Handle, DateCreate: g.Created, DateUpdate: g.Updated, CreatedBy: g.CreatedBy, UpdatedBy: g.CreatedBy,
 		Prefs: groupPrefs{Channels: []string{}, Groups: []string{}}}
 	if g.Disabled {
-		j.DateDelete = g.Created + 86400
+		j.DateDelete = g.Deleted
+		if j.DateDelete == 0 {
+			j.DateDelete = g.Updated
+		}
+		by := g.CreatedBy
+		j.DeletedBy = &by
 	}
 	members := g.activeMembers()
 	if withUsers {

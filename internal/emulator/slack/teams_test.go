@@ -114,13 +114,15 @@ func TestUsersListOrgTokenNeedsTeamID(t *testing.T) {
 			t.Errorf("users.list team_id=%s: %d users, want %d", team, len(users), want)
 		}
 		for _, u := range users {
-			if seen[u.ID] {
-				t.Errorf("user %s listed in two workspaces", u.ID)
+			// A Grid user can be a member of several workspaces under one
+			// id: listed in each, team_id its home, enterprise_user.teams all.
+			if seen[u.ID] != (u.TeamID != team) {
+				t.Errorf("user %s of team %s listed for %s (seen before: %v)", u.ID, u.TeamID, team, seen[u.ID])
+			}
+			if !slices.Contains(u.Enterprise.Teams, team) || !slices.Contains(u.Enterprise.Teams, u.TeamID) {
+				t.Errorf("user %s listed for %s: enterprise_user.teams = %v", u.ID, team, u.Enterprise.Teams)
 			}
 			seen[u.ID] = true
-			if u.TeamID != "" && u.TeamID != team {
-				t.Errorf("user %s of team %s listed for %s", u.ID, u.TeamID, team)
-			}
 		}
 	}
 	for _, c := range e.Calls("users.list")[1:] {

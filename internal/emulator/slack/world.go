@@ -31,7 +31,12 @@ type enterprise struct {
 type workspace struct {
 	ID, Name, Domain string
 	Enterprise       *enterprise
-	Users            []user
+	Users            []user // users whose home workspace this is
+	// Shared are members whose home is another workspace of the same Grid
+	// org: one user, one W… id, several workspaces. They follow Users in
+	// users.list. sharedPos finds one by id.
+	Shared           []userRef
+	sharedPos        map[string]int32
 	Groups           []*group
 	BotUserID, BotID string
 	Created          int64
@@ -42,33 +47,129 @@ type userRef struct {
 	pos int32
 }
 
+func (r userRef) user() *user { return &r.ws.Users[r.pos] }
+
+// members is how many users the workspace lists: its own and shared ones.
+func (ws *workspace) members() int { return len(ws.Users) + len(ws.Shared) }
+
+// member is the i-th user the workspace lists (0 ≤ i < members()) and its
+// home workspace.
+func (ws *workspace) member(i int) (*workspace, *user) {
+	if i < len(ws.Users) {
+		return ws, &ws.Users[i]
+	}
+	r := ws.Shared[i-len(ws.Users)]
+	return r.ws, r.user()
+}
+
+// memberIndex is the position of user ref in the workspace's listing, or -1
+// when the user is not a member.
+func (ws *workspace) memberIndex(ref userRef) int {
+	if ref.ws == ws {
+		return int(ref.pos)
+	}
+	if i, ok := ws.sharedPos[ref.user().ID]; ok {
+		return len(ws.Users) + int(i)
+	}
+	return -1
+}
+
+// share makes the user at ref (homed in another workspace of the same Grid
+// org) a member of ws too; false when it already is.
+func (ws *workspace) share(ref userRef) bool {
+	u := ref.user()
+	if ref.ws == ws {
+		return false
+	}
+	if _, dup := ws.sharedPos[u.ID]; dup {
+		return false
+	}
+	if ws.sharedPos == nil {
+		ws.sharedPos = map[string]int32{}
+	}
+	ws.sharedPos[u.ID] = int32(len(ws.Shared))
+	ws.Shared = append(ws.Shared, ref)
+	if u.x == nil {
+		u.x = &userExtra{}
+	}
+	u.x.Teams = append(u.x.Teams, ws)
+	return true
+}
+
+// groupMember encodes a member of ws for group.Members: a position in
+// ws.Users, or -(k+1) for ws.Shared[k]; ok is false for a non-member.
+func (ws *workspace) groupMember(ref userRef) (int32, bool) {
+	if ref.ws == ws {
+		return ref.pos, true
+	}
+	if k, ok := ws.sharedPos[ref.user().ID]; ok {
+		return -(k + 1), true
+	}
+	return 0, false
+}
+
 // user flags
 const (
-	flagAdmin uint8 = 1 << iota
+	flagAdmin uint16 = 1 << iota
 	flagOwner
 	flagPrimaryOwner
 	flagBot
 	flagRestricted
 	flagUltraRestricted
 	flagDeleted
+	flagAppUser
+	flagInvited
 )
 
-// user is kept small: the benchmark world holds 100,000 of them.
+// user is kept small: the benchmark world holds 100,000 of them. Fields few
+// users have live in x.
 type user struct {
 	ID, Name, First, Last, Email, Title, BotID string
-	Flags                                      uint8
+	Flags                                      uint16
 	Updated                                    int64
+	x                                          *userExtra
 }
 
-func (u *user) has(f uint8) bool { return u.Flags&f != 0 }
+// userExtra holds what only some users have: a display name of their own, an
+// uploaded picture, and (Grid) the other workspaces they are members of.
+type userExtra struct {
+	DisplayName   string
+	ImageOriginal string
+	Teams         []*workspace // besides the home workspace
+}
+
+func (u *user) has(f uint16) bool { return u.Flags&f != 0 }
+
+func (u *user) set(f uint16, on bool) {
+	if on {
+		u.Flags |= f
+	} else {
+		u.Flags &^= f
+	}
+}
+
+func (u *user) extra() *userExtra {
+	if u.x == nil {
+		u.x = &userExtra{}
+	}
+	return u.x
+}
 
 type group struct {
 	ID, Name, Handle, Description string
 	ws                            *workspace
-	Members                       []int32 // positions in ws.Users
+	Members                       []int32 // positions in ws.Users; -(k+1) for ws.Shared[k]
 	Disabled                      bool
-	Created                       int64
+	Created, Updated, Deleted     int64
 	CreatedBy                     string
+}
+
+// memberRef resolves an entry of Members.
+func (g *group) memberRef(m int32) userRef {
+	if m >= 0 {
+		return userRef{ws: g.ws, pos: m}
+	}
+	return g.ws.Shared[-m-1]
 }
 
 type externalTeam struct {
@@ -181,12 +282,24 @@ func generateWorld(cfg Config, now time.Time) (*world, error) {
 			ent.Workspaces = append(ent.Workspaces, ws)
 		}
 	}
+	// Slack keeps emails (and so the emulator's names) unique across a Grid org.
+	names := map[*enterprise]map[string]struct{}{}
 	for _, ws := range w.workspaces {
-		genUsers(ws, cfg.Users, rng, ids, now)
+		taken := map[string]struct{}{}
+		if ws.Enterprise != nil {
+			if names[ws.Enterprise] == nil {
+				names[ws.Enterprise] = map[string]struct{}{}
+			}
+			taken = names[ws.Enterprise]
+		}
+		genUsers(ws, cfg.Users, rng, ids, now, taken)
 		for pos := range ws.Users {
 			w.users[ws.Users[pos].ID] = userRef{ws: ws, pos: int32(pos)}
 		}
 		genGroups(w, ws, cfg.Groups, rng, ids, now)
+	}
+	for _, ent := range w.enterprises {
+		shareGridUsers(ent)
 	}
 	for _, ent := range w.enterprises {
 		for k := range cfg.ExternalTeams {
@@ -218,10 +331,33 @@ func suffix(n int) string {
 	return " " + strconv.Itoa(n+1)
 }
 
+// sharedGridUsers is how many members of a Grid org's first workspace the
+// generated world also makes members of its second one.
+const sharedGridUsers = 2
+
+// shareGridUsers makes the first plain members (past the six fixed users) of
+// the org's first workspace members of its second workspace too, under the
+// same W… id, as Grid does. It draws nothing from the seed, so ids and names
+// are the same with or without it.
+func shareGridUsers(ent *enterprise) {
+	if len(ent.Workspaces) < 2 {
+		return
+	}
+	from, to := ent.Workspaces[0], ent.Workspaces[1]
+	shared := 0
+	for pos := 6; pos < len(from.Users) && shared < sharedGridUsers; pos++ {
+		if from.Users[pos].Flags == 0 {
+			to.share(userRef{ws: from, pos: int32(pos)})
+			shared++
+		}
+	}
+}
+
 // genUsers fills a workspace. The first six users are always, in order: the
 // primary owner, an admin, a bot, a multi-channel guest, a single-channel
 // guest and a deleted member; the rest are mostly members with a seeded mix.
-func genUsers(ws *workspace, n int, rng *rand.Rand, ids *idGen, now time.Time) {
+// names holds the names already taken (in the workspace, or its Grid org).
+func genUsers(ws *workspace, n int, rng *rand.Rand, ids *idGen, now time.Time, names map[string]struct{}) {
 	prefix := "U"
 	domain := ws.Domain + ".example.com"
 	if ws.Enterprise != nil {
@@ -229,9 +365,8 @@ func genUsers(ws *workspace, n int, rng *rand.Rand, ids *idGen, now time.Time) {
 		domain = ws.Enterprise.Domain + ".example.com"
 	}
 	ws.Users = make([]user, 0, n)
-	names := make(map[string]struct{}, n)
 	for i := range n {
-		var flags uint8
+		var flags uint16
 		switch i {
 		case 0:
 			flags = flagAdmin | flagOwner | flagPrimaryOwner
@@ -295,8 +430,9 @@ func genGroups(w *world, ws *workspace, n int, rng *rand.Rand, ids *idGen, now t
 	}
 	for g := range n {
 		name := groupNames[g%len(groupNames)] + suffix(g/len(groupNames))
+		created := now.Add(-time.Duration(100+g) * 24 * time.Hour).Unix()
 		gr := &group{ID: ids.next("S"), Name: name, Handle: slug(name), Description: "The " + name + " team", ws: ws,
-			Created: now.Add(-time.Duration(100+g) * 24 * time.Hour).Unix()}
+			Created: created, Updated: created}
 		if len(eligible) > 0 {
 			gr.CreatedBy = ws.Users[eligible[0]].ID
 			size := 1 + rng.IntN(min(len(eligible), 100))
@@ -329,15 +465,22 @@ type SeedWorld struct {
 		Name              string `json:"name"`
 		FirstName         string `json:"first_name"`
 		LastName          string `json:"last_name"`
+		DisplayName       string `json:"display_name"`
 		Email             string `json:"email"`
 		Title             string `json:"title"`
+		ImageOriginal     string `json:"image_original"`
 		IsAdmin           bool   `json:"is_admin"`
 		IsOwner           bool   `json:"is_owner"`
 		IsPrimaryOwner    bool   `json:"is_primary_owner"`
 		IsBot             bool   `json:"is_bot"`
+		IsAppUser         bool   `json:"is_app_user"`
 		IsRestricted      bool   `json:"is_restricted"`
 		IsUltraRestricted bool   `json:"is_ultra_restricted"`
+		IsInvitedUser     bool   `json:"is_invited_user"`
 		Deleted           bool   `json:"deleted"`
+		// TeamIDs are the Grid workspaces the user is a member of besides
+		// TeamID, its home (all of the same enterprise).
+		TeamIDs []string `json:"team_ids"`
 	} `json:"users"`
 	Groups []struct {
 		ID       string   `json:"id"`
@@ -421,9 +564,10 @@ func buildSeedWorld(s *SeedWorld, now time.Time) (*world, error) {
 			Email: su.Email, Title: su.Title, Updated: now.Unix()}
 		for _, f := range []struct {
 			on   bool
-			flag uint8
+			flag uint16
 		}{{su.IsAdmin, flagAdmin}, {su.IsOwner, flagOwner}, {su.IsPrimaryOwner, flagPrimaryOwner}, {su.IsBot, flagBot},
-			{su.IsRestricted, flagRestricted}, {su.IsUltraRestricted, flagUltraRestricted | flagRestricted}, {su.Deleted, flagDeleted}} {
+			{su.IsAppUser, flagAppUser}, {su.IsRestricted, flagRestricted}, {su.IsUltraRestricted, flagUltraRestricted | flagRestricted},
+			{su.IsInvitedUser, flagInvited}, {su.Deleted, flagDeleted}} {
 			if f.on {
 				u.Flags |= f.flag
 			}
@@ -431,21 +575,45 @@ func buildSeedWorld(s *SeedWorld, now time.Time) (*world, error) {
 		if su.IsBot {
 			u.BotID = ids.next("B")
 		}
+		if su.DisplayName != "" || su.ImageOriginal != "" {
+			u.x = &userExtra{DisplayName: su.DisplayName, ImageOriginal: su.ImageOriginal}
+		}
 		ws.Users = append(ws.Users, u)
-		w.users[u.ID] = userRef{ws: ws, pos: int32(len(ws.Users) - 1)}
+		ref := userRef{ws: ws, pos: int32(len(ws.Users) - 1)}
+		w.users[u.ID] = ref
+		for _, tid := range su.TeamIDs {
+			other := w.teams[tid]
+			switch {
+			case other == nil:
+				return nil, fmt.Errorf("slackemu: seed user %s lists unknown team %q in team_ids", su.ID, tid)
+			case other == ws:
+				continue
+			case ws.Enterprise == nil || other.Enterprise != ws.Enterprise:
+				return nil, fmt.Errorf("slackemu: seed user %s: team_ids may only name workspaces of the Grid org of its team %s, not %s", su.ID, ws.ID, tid)
+			}
+			other.share(ref)
+		}
 	}
 	for _, sg := range s.Groups {
 		ws := w.teams[sg.TeamID]
 		if ws == nil {
 			return nil, fmt.Errorf("slackemu: seed group %s names unknown team %q", sg.ID, sg.TeamID)
 		}
-		g := &group{ID: sg.ID, Name: sg.Name, Handle: orDefault(sg.Handle, slug(sg.Name)), ws: ws, Disabled: sg.Disabled, Created: now.Unix()}
+		g := &group{ID: sg.ID, Name: sg.Name, Handle: orDefault(sg.Handle, slug(sg.Name)), ws: ws, Disabled: sg.Disabled,
+			Created: now.Unix(), Updated: now.Unix()}
+		if g.Disabled {
+			g.Deleted = now.Unix()
+		}
 		for _, uid := range sg.Users {
 			ref, ok := w.users[uid]
-			if !ok || ref.ws != ws {
+			var m int32
+			if ok {
+				m, ok = ws.groupMember(ref)
+			}
+			if !ok {
 				return nil, fmt.Errorf("slackemu: seed group %s lists user %s who is not in team %s", sg.ID, uid, sg.TeamID)
 			}
-			g.Members = append(g.Members, ref.pos)
+			g.Members = append(g.Members, m)
 		}
 		ws.Groups = append(ws.Groups, g)
 		w.groups[g.ID] = g
