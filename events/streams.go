@@ -55,8 +55,8 @@ func StreamSpecs() []StreamSpec {
 		},
 		{
 			Name:        StreamProvisioning,
-			Subjects:    []string{prefixProvisioningSync + "*"},
-			Description: "Scheduled and manual directory sync triggers.",
+			Subjects:    []string{prefixProvisioningSync + "*", prefixProvisioningRuns + "*"},
+			Description: "Scheduled and manual directory sync triggers, and run lifecycle events.",
 		},
 		{
 			Name:        StreamApp,

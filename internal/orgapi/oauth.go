@@ -145,6 +145,15 @@ type UserInfo struct {
 	EmailVerified     bool   `json:"email_verified"`
 	Active            bool   `json:"active"`
 	UserType          string `json:"user_type"`
+	// CustomAttributes are the connected app's custom attributes; orgbridge
+	// reads "org_admin" ("true" for an org administrator).
+	CustomAttributes map[string]string `json:"custom_attributes,omitempty"`
+}
+
+// IsOrgAdmin reports whether the org marks the user an administrator
+// (custom attribute org_admin = "true").
+func (u *UserInfo) IsOrgAdmin() bool {
+	return strings.EqualFold(u.CustomAttributes["org_admin"], "true")
 }
 
 // Identity is the identity URL's answer.

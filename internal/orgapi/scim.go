@@ -43,6 +43,11 @@ func FilterEq(attr, value string) string {
 
 // call sends in (when not nil) and decodes the answer into out (when not nil).
 func (s *SCIM) call(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	return s.callIfMatch(ctx, method, path, query, "", in, out)
+}
+
+// callIfMatch is call with an If-Match header when version is not empty.
+func (s *SCIM) callIfMatch(ctx context.Context, method, path string, query url.Values, version string, in, out any) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	u := s.base + path
@@ -71,6 +76,9 @@ func (s *SCIM) call(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("Accept", scimContentType+", application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", scimContentType)
+	}
+	if version != "" {
+		req.Header.Set("If-Match", version)
 	}
 	resp, b, err := do(s.hc, req)
 	if err != nil {
@@ -139,6 +147,17 @@ type patchBody struct {
 func (s *SCIM) PatchUser(ctx context.Context, id string, ops ...PatchOperation) (*User, error) {
 	var out User
 	if err := s.call(ctx, http.MethodPatch, "/Users/"+url.PathEscape(id), nil, patchBody{[]string{SchemaPatchOp}, ops}, &out); err != nil {
+		return nil, fmt.Errorf("patching user %s: %w", id, err)
+	}
+	return &out, nil
+}
+
+// PatchUserIfMatch is [SCIM.PatchUser] sent with If-Match: version (the
+// user's meta.version as last seen); [ErrPreconditionFailed] when the user
+// changed since. An empty version patches unconditionally.
+func (s *SCIM) PatchUserIfMatch(ctx context.Context, id, version string, ops ...PatchOperation) (*User, error) {
+	var out User
+	if err := s.callIfMatch(ctx, http.MethodPatch, "/Users/"+url.PathEscape(id), nil, version, patchBody{[]string{SchemaPatchOp}, ops}, &out); err != nil {
 		return nil, fmt.Errorf("patching user %s: %w", id, err)
 	}
 	return &out, nil

@@ -21,6 +21,7 @@ type User struct {
 	DisplayName string   `json:"displayName,omitempty"`
 	NickName    string   `json:"nickName,omitempty"`
 	Title       string   `json:"title,omitempty"`
+	UserType    string   `json:"userType,omitempty"`
 	Locale      string   `json:"locale,omitempty"`
 	Timezone    string   `json:"timezone,omitempty"`
 	// Active is a pointer so that "not sent" differs from false; nil on create

@@ -1,0 +1,74 @@
+package provisioning
+
+import (
+	"context"
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the worker's Prometheus series.
+type metrics struct {
+	runs        *prometheus.CounterVec
+	actions     *prometheus.CounterVec
+	duration    prometheus.Histogram
+	quarantined prometheus.Gauge
+	slackCalls  *prometheus.CounterVec
+	dirWrites   *prometheus.CounterVec
+	invites     *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "orgbridge_provisioning_runs_total",
+			Help: "Provisioning runs that ended or paused, by status."}, []string{"status"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "orgbridge_provisioning_actions_total",
+			Help: "Provisioning report rows, by action and outcome."}, []string{"action", "outcome"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "orgbridge_provisioning_run_duration_seconds",
+			Help: "Wall time of completed provisioning runs.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 16)}),
+		quarantined: prometheus.NewGauge(prometheus.GaugeOpts{Name: "orgbridge_provisioning_quarantined_integrations",
+			Help: "Provisioning integrations in quarantine (their directory keeps failing)."}),
+		slackCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "orgbridge_provisioning_slack_calls_total",
+			Help: "Slack Web API calls made by provisioning runs, by result (ok, rate_limited)."}, []string{"result"}),
+		dirWrites: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "orgbridge_provisioning_directory_writes_total",
+			Help: "SCIM writes made by provisioning runs, by result (ok, failed, rate_limited)."}, []string{"result"}),
+		invites: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "orgbridge_provisioning_invitations_total",
+			Help: "Invitation emails to users a run created, by result (sent, failed)."}, []string{"result"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.runs, m.actions, m.duration, m.quarantined, m.slackCalls, m.dirWrites, m.invites} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// observe adds one execution's counts.
+func (m *metrics) observe(s *syncRun) {
+	m.slackCalls.WithLabelValues("ok").Add(float64(s.src.calls.Load() - s.src.throttled.Load()))
+	m.slackCalls.WithLabelValues("rate_limited").Add(float64(s.src.throttled.Load()))
+	m.dirWrites.WithLabelValues("ok").Add(float64(s.dir.writes.Load()))
+	m.dirWrites.WithLabelValues("failed").Add(float64(s.dir.failed.Load()))
+	m.dirWrites.WithLabelValues("rate_limited").Add(float64(s.dir.throttled.Load()))
+}
+
+// setQuarantined recounts the quarantined integrations.
+func (m *metrics) setQuarantined(ctx context.Context, w *Worker) {
+	orgs, err := w.store.Orgs(ctx)
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, org := range orgs {
+		if in, err := w.store.Integration(ctx, org); err == nil && in.Status == StatusActive && in.Quarantine != nil {
+			n++
+		}
+	}
+	m.quarantined.Set(float64(n))
+}
