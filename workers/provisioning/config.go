@@ -199,6 +199,9 @@ type Config struct {
 	ScheduleTick time.Duration
 	// DirectoryConcurrency bounds directory writes in flight (default 4).
 	DirectoryConcurrency int
+	// AckWait is how long a trigger stays with a replica that stopped
+	// answering before another takes the run over (default 30s).
+	AckWait time.Duration
 	// RunLockTTL bounds how long a crashed replica's run lock blocks another (default 2m; refreshed while running).
 	RunLockTTL time.Duration
 	// HistoryLimit is how many runs an integration keeps (default 400).
@@ -229,6 +232,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DirectoryConcurrency == 0 {
 		c.DirectoryConcurrency = 4
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
 	}
 	if c.RunLockTTL == 0 {
 		c.RunLockTTL = 2 * time.Minute

@@ -33,13 +33,15 @@ const (
 	acme      = "00D000000000001"
 	team      = "T0PROV0001"
 	slackRoot = "U0ADMIN001"
+	team2     = "T0PROV0002"
+	admin2    = "U1ADMIN001"
 )
 
 // seed is the Slack world of these tests: an admin who is also an org user,
 // members, both kinds of guests, a bot, an app user, a deleted user, a user
 // without email and one whose email differs from another's only by case.
 var seed = map[string]any{
-	"workspaces": []map[string]any{{"id": team, "name": "Acme Slack"}},
+	"workspaces": []map[string]any{{"id": team, "name": "Acme Slack"}, {"id": team2, "name": "Acme New Slack"}},
 	"users": []map[string]any{
 		{"id": slackRoot, "team_id": team, "name": "alice", "first_name": "Alice", "last_name": "Archer", "email": "alice@acme.example", "is_admin": true, "title": "CEO"},
 		{"id": "U0MEMB0001", "team_id": team, "name": "frank", "first_name": "Frank", "last_name": "Fox", "email": "frank@acme.example", "title": "Engineer"},
@@ -52,6 +54,10 @@ var seed = map[string]any{
 		{"id": "U0NOMAIL01", "team_id": team, "name": "nomail", "first_name": "No", "last_name": "Mail"},
 		{"id": "U0CASE0001", "team_id": team, "name": "grace2", "first_name": "Grace", "last_name": "Twin", "email": "Grace@Acme.example"},
 		{"id": "U0MEMBER03", "team_id": team, "name": "henry", "first_name": "Henry", "last_name": "Hill", "email": "henry@acme.example"},
+		// the second workspace: the same people under new ids, and a newcomer
+		{"id": admin2, "team_id": team2, "name": "alice", "first_name": "Alice", "last_name": "Archer", "email": "alice@acme.example", "is_owner": true, "title": "CEO"},
+		{"id": "U1FRANK001", "team_id": team2, "name": "frank", "first_name": "Frank", "last_name": "Fox", "email": "frank@acme.example", "title": "Engineer"},
+		{"id": "U1NEW00001", "team_id": team2, "name": "nina", "first_name": "Nina", "last_name": "New", "email": "nina@acme.example"},
 	},
 	"groups": []map[string]any{
 		{"id": "S0ENG00001", "team_id": team, "name": "Engineering", "handle": "eng", "users": []string{"U0MEMB0001", "U0MEMB0002"}},
@@ -109,6 +115,12 @@ func (e *env) config(c provisioning.Config) provisioning.Config {
 	if c.PageSize == 0 {
 		c.PageSize = 4
 	}
+	if c.AckWait == 0 {
+		c.AckWait = 2 * time.Second
+	}
+	if c.RunLockTTL == 0 {
+		c.RunLockTTL = 3 * time.Second
+	}
 	return c
 }
 
@@ -153,8 +165,12 @@ func (e *env) start(w *provisioning.Worker) (stop func()) {
 // user scopes, as the connect page does.
 func (e *env) slackToken(user string) (store.Secret, store.Secret, time.Time) {
 	e.t.Helper()
+	ws := team
+	if strings.HasPrefix(user, "U1") {
+		ws = team2
+	}
 	q := url.Values{"client_id": {e.slack.ClientID()}, "user_scope": {strings.Join(provisioning.SlackUserScopes, ",")},
-		"redirect_uri": {"http://127.0.0.1:1/cb"}, "team": {team}, "user": {user}}
+		"redirect_uri": {"http://127.0.0.1:1/cb"}, "team": {ws}, "user": {user}}
 	loc := noFollow(e.t, e.slack.URL()+"/oauth/v2/authorize?"+q.Encode())
 	code := loc.Query().Get("code")
 	if code == "" {
@@ -238,6 +254,11 @@ func (e *env) sync(w *provisioning.Worker, dry bool) *provisioning.Run {
 func (e *env) wait(w *provisioning.Worker, id string, cond func(r *provisioning.Run) bool) *provisioning.Run {
 	e.t.Helper()
 	var last *provisioning.Run
+	e.t.Cleanup(func() {
+		if e.t.Failed() && last != nil {
+			e.t.Logf("run %s when the test failed: %+v", id, *last)
+		}
+	})
 	testenv.Eventually(e.t, 20*time.Second, func() bool {
 		r, err := w.Store().Run(context.Background(), acme, id)
 		if err != nil {
@@ -245,7 +266,7 @@ func (e *env) wait(w *provisioning.Worker, id string, cond func(r *provisioning.
 		}
 		last = r
 		return cond(r)
-	}, "run %s did not reach the expected state (last: %+v)", id, func() any { return last }())
+	}, "run %s did not reach the expected state", id)
 	return last
 }
 

@@ -820,8 +820,8 @@ func (s *syncRun) executeUsers(ctx context.Context) error {
 	return s.flush(ctx)
 }
 
-// failureRate reports a run in which most directory writes failed (at least 10 tried).
+// failureRate reports a run in which most directory writes failed (at least 5 tried).
 func (s *syncRun) failureRate() bool {
 	ok, bad := s.dir.writes.Load(), s.dir.failed.Load()
-	return ok+bad >= 10 && bad*100 >= (ok+bad)*DefaultQuarantineFailurePct
+	return ok+bad >= 5 && bad*100 >= (ok+bad)*DefaultQuarantineFailurePct
 }

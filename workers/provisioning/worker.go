@@ -146,7 +146,7 @@ func (w *Worker) ConsumerConfig() bus.ConsumerConfig {
 		Stream:         events.StreamProvisioning,
 		Durable:        w.cfg.Durable,
 		FilterSubjects: []string{strings.TrimSuffix(events.ProvisioningSyncSubject("x"), "x") + "*"},
-		AckWait:        30 * time.Second,
+		AckWait:        w.cfg.AckWait,
 		HandlerTimeout: 24 * time.Hour,
 		MaxDeliver:     -1,
 		MaxAckPending:  256,

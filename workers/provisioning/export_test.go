@@ -1,0 +1,7 @@
+package provisioning
+
+import "context"
+
+// SetAfterPage makes w call f after each checkpointed page (tests stop a
+// worker mid-run with it).
+func SetAfterPage(w *Worker, f func(ctx context.Context, r *Run) error) { w.afterPage = f }
