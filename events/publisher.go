@@ -53,7 +53,14 @@ func WithTenant(team, enterprise string) PublishOption {
 // Nats-Msg-Id and the schema version header, then applies opts. Publishing the
 // same msgID again within the stream's duplicate window stores nothing new and
 // reports PubAck.Duplicate.
+//
+// A subject [ValidateSubject] refuses is never sent: Publish returns its
+// [*SubjectError] (errors.Is [ErrInvalidSubject]), so a bad value from outside
+// cannot close the connection the caller's consumers share.
 func (p *Publisher) Publish(ctx context.Context, subject, msgID string, v any, opts ...PublishOption) (*jetstream.PubAck, error) {
+	if err := ValidateSubject(subject); err != nil {
+		return nil, err
+	}
 	if msgID == "" {
 		return nil, ErrNoMsgID
 	}

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -65,6 +66,48 @@ func Token(s string) string {
 
 func tokenByte(c byte) bool {
 	return c > ' ' && c < 0x7f && c != '.' && c != '*' && c != '>'
+}
+
+// Bounds on the subjects [Publisher] publishes. Every token of this contract is
+// a Slack or org id, an event type, a command name or a stream or consumer
+// name: all far shorter. The bounds keep a subject far below the server's
+// control line (4 KiB by default), whose overflow closes the connection.
+const (
+	// MaxTokenLen is the longest token, in bytes.
+	MaxTokenLen = 128
+	// MaxSubjectLen is the longest subject, in bytes.
+	MaxSubjectLen = 512
+)
+
+// ValidateSubject reports, as a [*SubjectError], why subject cannot be
+// published: it is empty or longer than [MaxSubjectLen], or one of its tokens
+// is empty, longer than [MaxTokenLen], or has a byte [Token] would have
+// replaced (white space, '.', '*', '>', control and non-ASCII bytes). Subjects
+// built by this package's functions from sane values always pass.
+func ValidateSubject(subject string) error {
+	switch {
+	case subject == "":
+		return newSubjectError(subject, "it is empty")
+	case len(subject) > MaxSubjectLen:
+		return newSubjectError(subject, fmt.Sprintf("it is longer than %d bytes", MaxSubjectLen))
+	}
+	token, start := 1, 0
+	for i := 0; i <= len(subject); i++ {
+		if i < len(subject) && subject[i] != '.' {
+			if !tokenByte(subject[i]) {
+				return newSubjectError(subject, fmt.Sprintf("token %d has the byte %q; tokens are printable ASCII without '.', '*', '>' or white space", token, subject[i:i+1]))
+			}
+			continue
+		}
+		switch n := i - start; {
+		case n == 0:
+			return newSubjectError(subject, fmt.Sprintf("token %d is empty", token))
+		case n > MaxTokenLen:
+			return newSubjectError(subject, fmt.Sprintf("token %d is %d bytes long; at most %d are allowed", token, n, MaxTokenLen))
+		}
+		token, start = token+1, i+1
+	}
+	return nil
 }
 
 // Tenant picks the id a subject is keyed by: the team id, or the enterprise id

@@ -143,7 +143,7 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	reg := telemetry.NewRegistry()
 	inProcess := nats.InProcessServer(ns.Server())
 	g.Go(func() error { return serveIngress(gctx, cfg, "", rdb, reg, log, inProcess) })
-	g.Go(func() error { return runWorkers(gctx, cfg, "", rdb, reg, log, nil, inProcess) })
+	g.Go(func() error { return runWorkers(gctx, cfg, "", rdb, reg, log, nil, nil, inProcess) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil

@@ -61,6 +61,7 @@ func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb *r
 		SigningSecret:  cfg.SlackSigningSecret.Reveal(),
 		PublishTimeout: cfg.PublishTimeout,
 		Checks:         map[string]func(context.Context) error{"nats": natsReady(conns...), "redis": redisReady(rdb)},
+		Live:           map[string]func(context.Context) error{"nats": ingress.NATSAlive(conns...)},
 	}, ingress.NewPool(pubs...), log, reg)
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orgbridge/orgbridge/internal/config"
+	"github.com/orgbridge/orgbridge/internal/ingress"
 	"github.com/orgbridge/orgbridge/internal/telemetry"
 )
 
@@ -125,6 +128,32 @@ func natsReady(conns ...*nats.Conn) func(context.Context) error {
 func redisReady(rdb *redis.Client) func(context.Context) error {
 	return func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 }
+
+// natsWatch holds the NATS connections a process's GET /healthz watches (see
+// ingress.NATSAlive), for connections made after the health endpoint is up.
+// A nil *natsWatch watches nothing.
+type natsWatch struct {
+	mu    sync.Mutex
+	conns []*nats.Conn
+}
+
+func (w *natsWatch) add(nc *nats.Conn) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.conns = append(w.conns, nc)
+}
+
+func (w *natsWatch) watched() []*nats.Conn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.conns)
+}
+
+// alive is the /healthz check: it fails once a watched connection is closed.
+func (w *natsWatch) alive(ctx context.Context) error { return ingress.NATSAlive(w.watched()...)(ctx) }
 
 // ingressConns opens the connections the ingress publishes on. Publishes fail at
 // once while disconnected (no reconnect buffer), so Slack gets a 503 and

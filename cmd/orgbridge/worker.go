@@ -99,23 +99,32 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", telemetry.Handler(reg))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	live := &natsWatch{}
+	mux.Handle("GET /healthz", workerHealth(live))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return serveHTTP(gctx, ingress.NewHTTPServer(cfg.MetricsAddr, mux), l, cfg.ShutdownTimeout, log)
 	})
-	g.Go(func() error { return runWorkers(gctx, cfg, cfg.NATSURL, rdb, reg, log, names) })
+	g.Go(func() error { return runWorkers(gctx, cfg, cfg.NATSURL, rdb, reg, log, names, live) })
 	return g.Wait()
 }
 
+// workerHealth is a worker's GET /healthz: it fails once the workers' NATS
+// connection is closed for good, since their consumers then never resume.
+func workerHealth(live *natsWatch) http.Handler {
+	return ingress.Liveness(map[string]func(context.Context) error{"nats": live.alive})
+}
+
 // runWorkers runs the named workers (all that this version has when only is
-// empty) until ctx ends, then drains them.
-func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb *redis.Client, reg prometheus.Registerer, log *slog.Logger, only []string, natsOpts ...nats.Option) error {
+// empty) until ctx ends, then drains them. live (nil: none) watches the NATS
+// connection for /healthz.
+func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb *redis.Client, reg prometheus.Registerer, log *slog.Logger, only []string, live *natsWatch, natsOpts ...nats.Option) error {
 	nc, err := connectService(natsURL, "orgbridge-worker", log, natsOpts...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	live.add(nc)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err

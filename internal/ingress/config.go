@@ -27,6 +27,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// Checks are run by GET /readyz; any error makes it answer 503.
 	Checks map[string]func(context.Context) error
+	// Live are run by GET /healthz (see [Liveness]); any error makes it answer
+	// 503, telling the orchestrator to restart a process that cannot recover
+	// by itself, such as one whose NATS connection nats.go closed for good.
+	Live map[string]func(context.Context) error
 }
 
 func (c *Config) setDefaults() {

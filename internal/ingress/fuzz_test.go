@@ -16,8 +16,8 @@ import (
 
 // FuzzRequestPath sends correctly signed bodies of any shape to every Slack route.
 // Whatever the bytes, the ingress answers 200, 400 or 413 — never a 5xx while
-// NATS is up, never a panic — a 4xx always says why, and a 200 never hides
-// a message that could not be stored.
+// NATS is up, never a panic — a 4xx always says why, a 200 never hides a
+// message that could not be stored, and the NATS connection is never closed.
 func FuzzRequestPath(f *testing.F) {
 	seeds := []struct {
 		route uint8
@@ -36,6 +36,13 @@ func FuzzRequestPath(f *testing.F) {
 		{2, "payload=" + url.QueryEscape(`{"type":"block_actions","user":{"id":"U123","username":"x","team_id":"T123"},"api_app_id":"A123","token":"x","container":{"type":"message"},"trigger_id":"12466734323.1395872398","team":{"id":"T123","domain":"x"},"enterprise":null,"is_enterprise_install":false,"response_url":"https://hooks.slack.com/actions/1/2/3","actions":[{"action_id":"connect","block_id":"b","value":"v","type":"button","action_ts":"1548426417.840180"}]}`)},
 		{2, "payload=" + url.QueryEscape(`{"type":"view_submission","team":{"id":"T1"},"user":{"id":"U1"},"view":{"id":"V1","callback_id":"cb","state":{"values":{}}}}`)},
 		{2, "payload=%ZZ"},
+		// Values that become subject tokens or a Nats-Msg-Id, far too long:
+		// they once closed the NATS connection for good.
+		{0, `{"type":"event_callback","team_id":"` + strings.Repeat("T", 5000) + `","event_id":"Ev1","event":{"type":"message"}}`},
+		{0, `{"type":"event_callback","enterprise_id":"E1","event_id":"Ev1","event":{"type":"` + strings.Repeat("m", 5000) + `"}}`},
+		{0, `{"type":"event_callback","team_id":"T1","event_id":"` + strings.Repeat("E", 5000) + `","event":{"type":"message"}}`},
+		{1, "command=%2F" + strings.Repeat("x", 5000) + "&team_id=T1&user_id=U1"},
+		{2, "payload=" + url.QueryEscape(`{"type":"block_actions","team":{"id":"`+strings.Repeat("T", 5000)+`"}}`)},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, []byte(s.body))
@@ -70,6 +77,9 @@ func FuzzRequestPath(f *testing.F) {
 		}
 		if strings.Contains(rec.Body.String(), "temporarily unavailable") {
 			t.Fatalf("%s could not store a message while NATS is up: %q", path, body)
+		}
+		if n.Conn.IsClosed() {
+			t.Fatalf("%s closed the NATS connection for good with %.300q: %v", path, body, n.Conn.LastError())
 		}
 	})
 }

@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -65,7 +67,7 @@ func New(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Register
 	s.mux.HandleFunc("POST /slack/events", s.handleEvents)
 	s.mux.HandleFunc("POST /slack/commands", s.handleCommands)
 	s.mux.HandleFunc("POST /slack/interactivity", s.handleInteractivity)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.Handle("GET /healthz", Liveness(cfg.Live))
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	return s, nil
 }
@@ -159,8 +161,14 @@ func (s *Server) ok(w http.ResponseWriter, route string) {
 }
 
 // publish publishes msg and waits for the stream's acknowledgement, the request
-// being cancelled, or the publish timeout, whichever comes first.
+// being cancelled, or the publish timeout, whichever comes first. A subject
+// events.ValidateSubject refuses is never sent (the handlers check the values
+// it is built from first; this is the last line): one that overflows the
+// server's control line would close the connection for good.
 func (s *Server) publish(ctx context.Context, req *request, msg *nats.Msg, msgID string) (*jetstream.PubAck, error) {
+	if err := events.ValidateSubject(msg.Subject); err != nil {
+		return nil, err
+	}
 	h := msg.Header
 	h.Set(events.HeaderSchema, "1")
 	h.Set(events.HeaderReceivedAt, req.receivedAt.UTC().Format(time.RFC3339Nano))
@@ -208,9 +216,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, routeEvents, http.StatusBadRequest, "body has no \"type\" field")
 		return
 	}
-	eventType := env.EventType
+	eventType, typeField := env.EventType, "event.type"
 	if env.Type != "event_callback" {
-		eventType = env.Type // app_rate_limited and any outer type Slack adds later
+		eventType, typeField = env.Type, "type" // app_rate_limited and any outer type Slack adds later
 	}
 	if eventType == "" {
 		s.fail(w, routeEvents, http.StatusBadRequest, "event_callback has no event.type")
@@ -223,6 +231,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	tenant := events.Tenant(env.TeamID, env.EnterpriseID)
 	if tenant == "" {
 		s.fail(w, routeEvents, http.StatusBadRequest, "event has neither team_id nor enterprise_id")
+		return
+	}
+	if p := firstProblem(badID("team_id", env.TeamID), badID("enterprise_id", env.EnterpriseID),
+		badType(typeField, eventType), badMsgID("event_id", env.EventID)); p != "" {
+		s.fail(w, routeEvents, http.StatusBadRequest, "%s", p)
 		return
 	}
 	if !knownEventTypes[eventType] {
@@ -241,6 +254,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		msg.Header.Set(events.HeaderSlackRetryReason, r.Header.Get(events.HeaderSlackRetryReason))
 	}
 	ack, err := s.publish(r.Context(), req, msg, msgID)
+	if errors.Is(err, events.ErrInvalidSubject) {
+		s.fail(w, routeEvents, http.StatusBadRequest, "event cannot be stored: %v", err)
+		return
+	}
 	if err != nil {
 		// Slack retries a non-2xx answer; the event id makes the retry land once.
 		s.log.Warn("event not stored; answering 503 so Slack retries",
@@ -303,6 +320,11 @@ func (s *Server) handleCommands(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, routeCommands, http.StatusBadRequest, "slash command has no \"user_id\" field")
 		return
 	}
+	if p := firstProblem(badID("team_id", team), badID("enterprise_id", enterprise), badID("api_app_id", form.Get("api_app_id")),
+		badCommand(command), badMsgID("trigger_id", form.Get("trigger_id"))); p != "" {
+		s.fail(w, routeCommands, http.StatusBadRequest, "%s", p)
+		return
+	}
 	msg := newMsg(events.SlackCommandSubject(tenant))
 	msg.Header.Set(events.HeaderContentType, "application/x-www-form-urlencoded")
 	setTenant(msg.Header, team, enterprise)
@@ -314,6 +336,7 @@ func (s *Server) handleCommands(w http.ResponseWriter, r *http.Request) {
 type interactionEnvelope struct {
 	Type      string `json:"type"`
 	TriggerID string `json:"trigger_id"`
+	APIAppID  string `json:"api_app_id"`
 	Team      *struct {
 		ID string `json:"id"`
 	} `json:"team"`
@@ -340,15 +363,23 @@ func (s *Server) handleInteractivity(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, routeInteractions, http.StatusBadRequest, "payload is not JSON: %v", err)
 		return
 	}
-	var team, enterprise string
+	var team, userTeam, enterprise string
 	if p.Team != nil {
 		team = p.Team.ID
 	}
-	if team == "" && p.User != nil {
-		team = p.User.TeamID
+	if p.User != nil {
+		userTeam = p.User.TeamID
 	}
 	if p.Enterprise != nil {
 		enterprise = p.Enterprise.ID
+	}
+	if problem := firstProblem(badID("team.id", team), badID("user.team_id", userTeam), badID("enterprise.id", enterprise),
+		badID("api_app_id", p.APIAppID), badType("type", p.Type), badMsgID("trigger_id", p.TriggerID)); problem != "" {
+		s.fail(w, routeInteractions, http.StatusBadRequest, "%s", problem)
+		return
+	}
+	if team == "" {
+		team = userTeam
 	}
 	tenant := events.Tenant(team, enterprise)
 	switch {
@@ -373,7 +404,12 @@ func (s *Server) publishInteractive(w http.ResponseWriter, r *http.Request, req 
 	if triggerID != "" {
 		msgID = "trigger:" + triggerID
 	}
-	if _, err := s.publish(r.Context(), req, msg, msgID); err != nil {
+	_, err := s.publish(r.Context(), req, msg, msgID)
+	if errors.Is(err, events.ErrInvalidSubject) {
+		s.fail(w, req.route, http.StatusBadRequest, "request cannot be stored: %v", err)
+		return
+	}
+	if err != nil {
 		s.log.Warn("request not stored; told the user to try again",
 			"route", req.route, "request_id", req.requestID, "subject", msg.Subject, "err", err)
 		w.Header().Set("Content-Type", "application/json")
@@ -390,6 +426,49 @@ var unavailableBody = func() []byte {
 	_ = json.NewEncoder(&b).Encode(map[string]string{"response_type": "ephemeral", "text": unavailableText})
 	return b.Bytes()
 }()
+
+// Liveness is a GET /healthz handler: 200 "ok" while every check passes, else
+// 503 with one line per failing check. Checks should be cheap and local (is a
+// connection closed for good?), not reachability: a restart does not bring
+// back a dependency that is down, and /readyz reports those.
+func Liveness(checks map[string]func(context.Context) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var failed []string
+		for name, check := range checks {
+			if err := check(r.Context()); err != nil {
+				failed = append(failed, name+": "+err.Error())
+			}
+		}
+		if len(failed) == 0 {
+			io.WriteString(w, "ok\n")
+			return
+		}
+		slices.Sort(failed)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, strings.Join(failed, "\n")+"\n")
+	})
+}
+
+// NATSAlive is a [Liveness] check that fails once one of conns is closed.
+// nats.go closes a connection for good after a fatal protocol error (the
+// server's "maximum control line exceeded", an authorization violation) and
+// never reconnects it: only a restart helps. A connection that is merely
+// disconnected and reconnecting is alive; /readyz reports it.
+func NATSAlive(conns ...*nats.Conn) func(context.Context) error {
+	return func(context.Context) error {
+		for _, nc := range conns {
+			if !nc.IsClosed() {
+				continue
+			}
+			if err := nc.LastError(); err != nil {
+				return fmt.Errorf("NATS connection %q is closed for good (%v); restart the process", nc.Opts.Name, err)
+			}
+			return fmt.Errorf("NATS connection %q is closed for good; restart the process", nc.Opts.Name)
+		}
+		return nil
+	}
+}
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

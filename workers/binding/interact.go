@@ -314,6 +314,16 @@ func (w *Worker) HandleCommand(ctx context.Context, m *bus.Message) error {
 		user: form.Get("user_id"), channel: form.Get("channel_id"), responseURL: form.Get("response_url"),
 		triggerID: form.Get("trigger_id"), orgWide: form.Get("is_enterprise_install") == "true"}
 	command, text := form.Get("command"), strings.TrimSpace(form.Get("text"))
+	subject := events.AppCommandSubject(command)
+	if err := events.ValidateSubject(subject); err != nil {
+		// The ingress refuses such names; this one was stored before it did, or
+		// published on NATS by hand. No app handler can be reached under it and
+		// retrying cannot change that: tell the user, then dead-letter it.
+		if rerr := w.reply(ctx, a.responseURL, badCommandText, nil); rerr != nil {
+			return rerr
+		}
+		return bus.Permanent(fmt.Errorf("slash command cannot be forwarded to app handlers: %w", err))
+	}
 	sub := ""
 	if command == w.cfg.PlatformCommand {
 		sub, _, _ = strings.Cut(strings.ToLower(text), " ")
@@ -346,9 +356,14 @@ func (w *Worker) HandleCommand(ctx context.Context, m *bus.Message) error {
 	cmd := events.AppCommand{SchemaVersion: events.SchemaVersion, AppID: a.app, Command: command, Text: text,
 		TeamID: a.team, EnterpriseID: a.ent, ChannelID: a.channel, SlackUserID: a.user, ResponseURL: a.responseURL,
 		TriggerID: a.triggerID, ReceivedAt: received, Org: id}
-	_, err = w.cfg.Publish.Publish(ctx, events.AppCommandSubject(command), "app:"+m.Identity, cmd)
+	// A subject error is permanent (the runner dead-letters the message);
+	// anything else is retried.
+	_, err = w.cfg.Publish.Publish(ctx, subject, "app:"+m.Identity, cmd)
 	return err
 }
+
+// badCommandText answers a command whose name cannot be passed on to app handlers.
+const badCommandText = "orgbridge cannot pass this command on to an app: its name is too long or has characters Slack does not allow in command names. Check the command's spelling and try again."
 
 // interaction is the part of an interaction payload the worker reads.
 type interaction struct {
