@@ -89,10 +89,12 @@ func (w *Worker) Connect(ctx context.Context, req ConnectRequest) (*Integration,
 		return nil, err
 	}
 	if req.Replace {
-		return w.store.Update(ctx, req.OrgID, w.cfg.Now, func(in *Integration) error {
+		var old Source
+		in, err := w.store.Update(ctx, req.OrgID, w.cfg.Now, func(in *Integration) error {
 			if in.Status != StatusActive {
 				return ErrNotActive
 			}
+			old = in.Source
 			in.PreviousSource = append(in.PreviousSource, in.Source)
 			in.Source, in.SlackToken, in.SlackRefresh, in.SlackExpires = src, sealedSlack, sealedSlackRefresh, req.SlackExpires
 			in.DirectoryURL, in.DirectoryToken, in.DirectoryRefresh = req.DirectoryURL, sealedDir, sealedRefresh
@@ -104,6 +106,13 @@ func (w *Worker) Connect(ctx context.Context, req ConnectRequest) (*Integration,
 			}
 			return nil
 		})
+		if err != nil {
+			return in, err
+		}
+		if old.ID() != src.ID() {
+			_ = w.rdb.Del(ctx, kSource(old.ID())).Err()
+		}
+		return in, w.rdb.Set(ctx, kSource(src.ID()), req.OrgID, 0).Err()
 	}
 	in := &Integration{ID: "pi-" + randomHex(6), OrgID: req.OrgID, Status: StatusActive, Source: src, OrgAdmin: req.OrgAdmin,
 		DirectoryURL: req.DirectoryURL, SlackToken: sealedSlack, SlackRefresh: sealedSlackRefresh, SlackExpires: req.SlackExpires, DirectoryToken: sealedDir, DirectoryRefresh: sealedRefresh,
@@ -118,7 +127,10 @@ func (w *Worker) Connect(ctx context.Context, req ConnectRequest) (*Integration,
 		return cur, fmt.Errorf("%w: integration %s with Slack %s (%s), connected by %s; disconnect it or replace its Slack account",
 			ErrAlreadyActive, cur.ID, cur.Source.Name, cur.Source.ID(), cur.OrgAdmin)
 	}
-	return cur, err
+	if err != nil {
+		return nil, err
+	}
+	return cur, w.rdb.Set(ctx, kSource(src.ID()), req.OrgID, 0).Err()
 }
 
 func sameOrg(a, b string) bool { return len(a) >= 15 && len(b) >= 15 && a[:15] == b[:15] }
@@ -151,7 +163,7 @@ func (w *Worker) slackSource(ctx context.Context, token store.Secret, wholeGrid 
 // Disconnect stops syncing and removes the stored Slack and directory
 // credentials. Directory data and history stay.
 func (w *Worker) Disconnect(ctx context.Context, org string) (*Integration, error) {
-	return w.store.Update(ctx, org, w.cfg.Now, func(in *Integration) error {
+	in, err := w.store.Update(ctx, org, w.cfg.Now, func(in *Integration) error {
 		if in.Status != StatusActive {
 			return ErrNotActive
 		}
@@ -161,6 +173,10 @@ func (w *Worker) Disconnect(ctx context.Context, org string) (*Integration, erro
 		in.Quarantine = nil
 		return nil
 	})
+	if err != nil {
+		return in, err
+	}
+	return in, w.rdb.Del(ctx, kSource(in.Source.ID())).Err()
 }
 
 // SaveSettings validates set against Slack and the directory and saves it

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/internal/bus"
+	"github.com/orgbridge/orgbridge/internal/ingress"
 	orgemu "github.com/orgbridge/orgbridge/internal/emulator/org"
 	slackemu "github.com/orgbridge/orgbridge/internal/emulator/slack"
 	"github.com/orgbridge/orgbridge/internal/orgapi"
@@ -78,6 +82,11 @@ type env struct {
 	oauth *slackapi.OAuthApp
 	// faults, when set, fails directory writes (a directory outage).
 	faults *faultSwitch
+	// ingress is the HTTP ingress Slack's events reach; mux takes the
+	// worker's admin API and connect pages (serve).
+	ingress *httptest.Server
+	mux     *http.ServeMux
+	states  *store.OAuthStates
 }
 
 func newEnv(t *testing.T) *env {
@@ -105,7 +114,36 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.oauth = &slackapi.OAuthApp{APIURL: e.slack.APIURL(), ClientID: e.slack.ClientID(), ClientSecret: e.slack.ClientSecret()}
+
+	// the ingress: verified Slack events go to JetStream
+	e.mux = http.NewServeMux()
+	e.ingress = httptest.NewServer(e.mux)
+	t.Cleanup(e.ingress.Close)
+	e.slack.SetIngressURL(e.ingress.URL)
+	js, err := jetstream.New(e.nats.Conn, jetstream.WithPublishAsyncTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ingress.New(ingress.Config{SigningSecret: e.slack.SigningSecret()}, js, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mux.Handle("/", srv.Handler())
+	e.states = store.NewOAuthStates(e.redis.Client, e.keys)
 	return e
+}
+
+// serve mounts w's connect pages and admin API (bearer "admin-token") on the ingress.
+func (e *env) serve(w *provisioning.Worker) {
+	oc, err := orgapi.New(orgapi.Config{BaseURL: e.org.URL(), ClientID: "org-client", ClientSecret: "org-secret",
+		RedirectURL: e.ingress.URL + provisioning.PathOrgCallback})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pages, start := w.ConnectHandler(provisioning.ConnectConfig{PublicURL: e.ingress.URL, SlackAuthorizeURL: e.slack.URL() + "/oauth/v2/authorize",
+		SlackClientID: e.slack.ClientID(), Org: oc, States: e.states})
+	e.mux.Handle("/provisioning/", pages)
+	e.mux.Handle("/admin/api/provisioning/", ingress.AdminOnly("admin-token", w.AdminHandler(start)))
 }
 
 func (e *env) config(c provisioning.Config) provisioning.Config {

@@ -156,9 +156,12 @@ func (w *Worker) ConsumerConfig() bus.ConsumerConfig {
 	}
 }
 
-// Register adds the trigger consumer to r.
+// Register adds the trigger consumer and the Slack events consumer to r.
 func (w *Worker) Register(r *bus.Runner) error {
-	return r.Register(w.ConsumerConfig(), w.Handle)
+	if err := r.Register(w.ConsumerConfig(), w.Handle); err != nil {
+		return err
+	}
+	return r.Register(w.EventsConsumerConfig(), w.HandleEvent)
 }
 
 // Handle carries out one trigger.
