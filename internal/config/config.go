@@ -70,6 +70,14 @@ func Vars() []Var {
 		{"ORG_CLIENT_SECRET", "", "org connected-app client secret"},
 		{"ORGBRIDGE_SLACK_EMULATOR_ADDR", DefaultSlackEmulatorAddr, "dev and emulate: where the Slack emulator listens"},
 		{"ORGBRIDGE_ORG_EMULATOR_ADDR", DefaultOrgEmulatorAddr, "dev and emulate: where the org emulator listens"},
+		{"ORGBRIDGE_SMTP_EMULATOR_ADDR", DefaultSMTPEmulatorAddr, "dev and emulate: where the SMTP sink listens (dev: only when SMTP_HOST is unset)"},
+		{"ORGBRIDGE_SLACK_SEED_FILE", "", "dev and emulate: JSON world for the Slack emulator (docs/EMULATORS.md)"},
+		{"SMTP_HOST", "", "mail server for invitations (mail is off when unset; dev points it at the SMTP sink)"},
+		{"SMTP_PORT", "", "mail server port (default by SMTP_TLS: 587 starttls, 465 tls, 25 none)"},
+		{"SMTP_USERNAME", "", "mail server login (no authentication when unset)"},
+		{"SMTP_PASSWORD", "", "mail server password"},
+		{"SMTP_FROM", "", "sender of invitations, e.g. orgbridge <noreply@example.com>; required with SMTP_HOST"},
+		{"SMTP_TLS", SMTPTLSStartTLS, "none, starttls or tls (implicit TLS)"},
 		{"ORGBRIDGE_AUDIT_RETENTION", "400d", "how long the disconnect audit trail is kept (at least 1d)"},
 		{"ORGBRIDGE_TIME_SCALE", "1", "dev and tests only: emulated time runs this many times faster (rate limits, delays)"},
 	}
@@ -85,6 +93,9 @@ type Config struct {
 	MetricsAddr        string
 	SlackEmulatorAddr  string
 	OrgEmulatorAddr    string
+	SMTPEmulatorAddr   string
+	// SlackSeedFile is a JSON world for the Slack emulator (dev, emulate).
+	SlackSeedFile string
 	DataDir            string
 	LogLevel           slog.Level
 	LogFormat          string
@@ -97,6 +108,9 @@ type Config struct {
 	AdminToken     Secret
 	Slack          SlackApp
 	Org            OrgApp
+	// SMTP is the mail server (off when SMTP.Host is empty); internal/mailer
+	// sends through it.
+	SMTP SMTP
 	// AuditRetention bounds the disconnect audit trail; zero means the worker's default.
 	AuditRetention time.Duration
 	// TimeScale speeds emulated time up (dev and tests against the emulators); 1 in production.
@@ -149,6 +163,8 @@ func Load(getenv func(string) string) (Config, error) {
 		MetricsAddr:        or(getenv("ORGBRIDGE_METRICS_ADDR"), DefaultMetricsAddr),
 		SlackEmulatorAddr:  or(getenv("ORGBRIDGE_SLACK_EMULATOR_ADDR"), DefaultSlackEmulatorAddr),
 		OrgEmulatorAddr:    or(getenv("ORGBRIDGE_ORG_EMULATOR_ADDR"), DefaultOrgEmulatorAddr),
+		SMTPEmulatorAddr:   or(getenv("ORGBRIDGE_SMTP_EMULATOR_ADDR"), DefaultSMTPEmulatorAddr),
+		SlackSeedFile:      getenv("ORGBRIDGE_SLACK_SEED_FILE"),
 		DataDir:            or(getenv("ORGBRIDGE_DATA_DIR"), DefaultDataDir),
 		LogFormat:          or(getenv("ORGBRIDGE_LOG_FORMAT"), "json"),
 		PublicURL:          getenv("ORGBRIDGE_PUBLIC_URL"),
@@ -180,6 +196,9 @@ func Load(getenv func(string) string) (Config, error) {
 		c.TimeScale = f
 	}
 	var err error
+	if c.SMTP, err = loadSMTP(getenv); err != nil {
+		return c, err
+	}
 	if c.LogLevel, err = parseLevel(getenv("ORGBRIDGE_LOG_LEVEL")); err != nil {
 		return c, &Error{"ORGBRIDGE_LOG_LEVEL", err.Error()}
 	}
@@ -244,7 +263,8 @@ func (c Config) validateCommon() error {
 		}
 	}
 	for _, a := range []struct{ name, addr string }{{"ORGBRIDGE_HTTP_ADDR", c.HTTPAddr}, {"ORGBRIDGE_NATS_ADDR", c.NATSAddr}, {"ORGBRIDGE_METRICS_ADDR", c.MetricsAddr},
-		{"ORGBRIDGE_SLACK_EMULATOR_ADDR", c.SlackEmulatorAddr}, {"ORGBRIDGE_ORG_EMULATOR_ADDR", c.OrgEmulatorAddr}} {
+		{"ORGBRIDGE_SLACK_EMULATOR_ADDR", c.SlackEmulatorAddr}, {"ORGBRIDGE_ORG_EMULATOR_ADDR", c.OrgEmulatorAddr},
+		{"ORGBRIDGE_SMTP_EMULATOR_ADDR", c.SMTPEmulatorAddr}} {
 		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "" {
 			return &Error{a.name, fmt.Sprintf("%q is not host:port", a.addr)}
 		}
@@ -328,6 +348,18 @@ func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 
 // String implements fmt.Stringer.
 func (Secret) String() string { return "[redacted]" }
+
+// GoString implements fmt.GoStringer, for %#v.
+func (Secret) GoString() string { return `"[redacted]"` }
+
+// MarshalJSON writes "[redacted]" (an empty secret as ""), so a config
+// dumped as JSON shows which secrets are set, not what they are.
+func (s Secret) MarshalJSON() ([]byte, error) {
+	if s == "" {
+		return []byte(`""`), nil
+	}
+	return []byte(`"[redacted]"`), nil
+}
 
 // Reveal returns the secret itself, for the one place that needs it.
 func (s Secret) Reveal() string { return string(s) }
