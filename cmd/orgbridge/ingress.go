@@ -17,6 +17,7 @@ import (
 	"github.com/orgbridge/orgbridge/internal/store"
 	"github.com/orgbridge/orgbridge/internal/telemetry"
 	"github.com/orgbridge/orgbridge/workers/mapping"
+	"github.com/orgbridge/orgbridge/workers/provisioning"
 )
 
 // ingressPublishConns is how many NATS connections the ingress publishes over;
@@ -129,5 +130,17 @@ func mountOAuthAndAdmin(srv *ingress.Server, d workerDeps) error {
 	disconnectAdmin := ingress.AdminOnly(token, dw.AdminHandler())
 	srv.Mount("/admin/api/disconnects", disconnectAdmin)
 	srv.Mount("/admin/api/disconnects/", disconnectAdmin)
+	pw, err := newProvisioningWorker(d)
+	if err != nil {
+		return err
+	}
+	provOrg, err := provisioningOrgClient(d)
+	if err != nil {
+		return err
+	}
+	pages, start := pw.ConnectHandler(provisioning.ConnectConfig{PublicURL: d.cfg.PublicURL, SlackAuthorizeURL: d.cfg.Slack.OAuthURL,
+		SlackClientID: d.cfg.Slack.ClientID, Org: provOrg, States: store.NewOAuthStates(d.rdb, keys)})
+	srv.Mount("/provisioning/", pages)
+	srv.Mount("/admin/api/provisioning/", ingress.AdminOnly(token, pw.AdminHandler(start)))
 	return nil
 }

@@ -57,6 +57,7 @@ func commands() []command {
 		{"disconnect", "request, follow and audit external-org disconnects; manage policies", runDisconnect},
 		{"keys", "re-encrypt stored secrets under the first encryption key", runKeysRotate},
 		{"org", "disconnect a workspace from its org (apps.uninstall)", runOrg},
+		{"provisioning", "connect, configure, sync and audit Slack → directory provisioning", runProvisioning},
 		{"bench", "measure the ingress against its ceilings on this machine", runBench},
 	}
 }
@@ -107,7 +108,7 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, cmd := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", cmd.name, cmd.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", cmd.name, cmd.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run `orgbridge <command> --help` for a command's flags and environment variables.")

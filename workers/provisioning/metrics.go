@@ -38,15 +38,43 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.runs, m.actions, m.duration, m.quarantined, m.slackCalls, m.dirWrites, m.invites} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
+	// A process that builds the worker twice (dev: the ingress's admin API
+	// and the worker) shares one set of series.
+	var err error
+	m.runs, err = register(reg, m.runs)
+	if err == nil {
+		m.actions, err = register(reg, m.actions)
+	}
+	if err == nil {
+		m.duration, err = register(reg, m.duration)
+	}
+	if err == nil {
+		m.quarantined, err = register(reg, m.quarantined)
+	}
+	if err == nil {
+		m.slackCalls, err = register(reg, m.slackCalls)
+	}
+	if err == nil {
+		m.dirWrites, err = register(reg, m.dirWrites)
+	}
+	if err == nil {
+		m.invites, err = register(reg, m.invites)
+	}
+	return m, err
+}
+
+// register registers c, or returns the collector already registered under its name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
 			}
 		}
+		return c, err
 	}
-	return m, nil
+	return c, nil
 }
 
 // observe adds one execution's counts.
