@@ -15,6 +15,7 @@ import (
 
 	"github.com/orgbridge/orgbridge/internal/config"
 	"github.com/orgbridge/orgbridge/internal/devstack"
+	slackemu "github.com/orgbridge/orgbridge/internal/emulator/slack"
 	"github.com/orgbridge/orgbridge/internal/ingress"
 	"github.com/orgbridge/orgbridge/internal/store"
 	"github.com/orgbridge/orgbridge/internal/telemetry"
@@ -26,11 +27,13 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 		"ORGBRIDGE_NATS_ADDR for the CLI and other systems), Redis (REDIS_URL, or a redis-server child with\n"+
 		"AOF under the data dir), the ingress and every worker. State survives a restart.",
 		configEnv("ORGBRIDGE_DATA_DIR", "ORGBRIDGE_HTTP_ADDR", "ORGBRIDGE_NATS_ADDR", "REDIS_URL", "SLACK_SIGNING_SECRET",
-			"ORGBRIDGE_PUBLISH_TIMEOUT", "ORGBRIDGE_SHUTDOWN_TIMEOUT", "ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT")...)
+			"ORGBRIDGE_PUBLISH_TIMEOUT", "ORGBRIDGE_SHUTDOWN_TIMEOUT", "ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT",
+			"ORGBRIDGE_SLACK_SEED_FILE", "ORGBRIDGE_SMTP_EMULATOR_ADDR", "SMTP_HOST", "SMTP_FROM")...)
 	f.register(fs, true, false)
-	var dataDir, natsAddr string
+	var dataDir, natsAddr, seedFile string
 	fs.StringVar(&dataDir, "data-dir", "", "where JetStream and Redis keep their data (ORGBRIDGE_DATA_DIR)")
 	fs.StringVar(&natsAddr, "nats-addr", "", "address the embedded NATS server listens on (ORGBRIDGE_NATS_ADDR)")
+	fs.StringVar(&seedFile, "slack-seed-file", "", "JSON world for the Slack emulator, replacing the generated one (ORGBRIDGE_SLACK_SEED_FILE; docs/EMULATORS.md)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,6 +46,9 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	}
 	if natsAddr != "" {
 		cfg.NATSAddr = natsAddr
+	}
+	if seedFile != "" {
+		cfg.SlackSeedFile = seedFile
 	}
 	if c.getenv("ORGBRIDGE_LOG_FORMAT") == "" {
 		cfg.LogFormat = "text" // a person is reading dev's logs
@@ -102,12 +108,23 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	// flow can be clicked through on one machine.
 	var emu *emulators
 	if !cfg.HasSlackCredentials() || !cfg.HasOrgCredentials() {
-		emu, err = startEmulators(emulatorOptions{
+		opts := emulatorOptions{
 			slackAddr: cfg.SlackEmulatorAddr, orgAddr: cfg.OrgEmulatorAddr,
 			ingressURL: "http://" + cfg.HTTPAddr, signingSecret: cfg.SlackSigningSecret.Reveal(), timeScale: cfg.TimeScale,
-		}, log)
+			slack: slackemu.Config{SeedFile: cfg.SlackSeedFile},
+		}
+		if !cfg.SMTP.Enabled() {
+			opts.smtpAddr = cfg.SMTPEmulatorAddr // no mail server: mail goes to the sink
+		}
+		emu, err = startEmulators(opts, log)
 		if err != nil {
 			return err
+		}
+		if emu.mail != nil {
+			if cfg.SMTP, err = emu.smtpConfig(cfg.SMTP.From); err != nil {
+				emu.close()
+				return err
+			}
 		}
 		if !cfg.HasSlackCredentials() {
 			cfg.Slack.APIURL = emu.slack.APIURL()

@@ -115,6 +115,7 @@ func TestDevStateSurvivesRestart(t *testing.T) {
 		"ORGBRIDGE_LOG_LEVEL":           "warn",
 		"ORGBRIDGE_SLACK_EMULATOR_ADDR": freeAddr(t),
 		"ORGBRIDGE_ORG_EMULATOR_ADDR":   freeAddr(t),
+		"ORGBRIDGE_SMTP_EMULATOR_ADDR":  freeAddr(t),
 	}
 	first := startDev(t, env)
 	if code := first.postEvent(t, "EvDurable1"); code != 200 {

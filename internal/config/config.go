@@ -95,13 +95,13 @@ type Config struct {
 	OrgEmulatorAddr    string
 	SMTPEmulatorAddr   string
 	// SlackSeedFile is a JSON world for the Slack emulator (dev, emulate).
-	SlackSeedFile string
-	DataDir            string
-	LogLevel           slog.Level
-	LogFormat          string
-	Streams            events.StreamOptions
-	PublishTimeout     time.Duration
-	ShutdownTimeout    time.Duration
+	SlackSeedFile   string
+	DataDir         string
+	LogLevel        slog.Level
+	LogFormat       string
+	Streams         events.StreamOptions
+	PublishTimeout  time.Duration
+	ShutdownTimeout time.Duration
 
 	PublicURL      string // base URL Slack and browsers reach the ingress at
 	EncryptionKeys Secret // id:base64key[,id:base64key…]

@@ -152,7 +152,9 @@ func TestSendFailures(t *testing.T) {
 		{name: "server down", cfg: mailer.Config{Host: "127.0.0.1", Port: port(gonePort), TLS: "none", From: "a@b.example"}, to: "ada@example.com", retryable: true},
 		{name: "server mute past the caller's deadline", cfg: mailer.Config{Host: "127.0.0.1", Port: port(mutePort), TLS: "none", From: "a@b.example", Timeout: time.Minute},
 			to: "ada@example.com", retryable: true,
-			ctx: func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 300*time.Millisecond) }},
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), 300*time.Millisecond)
+			}},
 		{name: "server mute past the configured timeout", cfg: mailer.Config{Host: "127.0.0.1", Port: port(mutePort), TLS: "none", From: "a@b.example", Timeout: 300 * time.Millisecond},
 			to: "ada@example.com", retryable: true},
 		{name: "STARTTLS required, not offered", cfg: func() mailer.Config { c := live; c.TLS = config.SMTPTLSStartTLS; return c }(), to: "ada@example.com"},

@@ -72,7 +72,8 @@ type credentials struct{ username, password string }
 // Option configures [Start].
 type Option func(*Sink)
 
-// WithLogger sends the SMTP server's error log to l (default: discarded).
+// WithLogger logs each caught message (sender, recipients, subject; never
+// the body) and the SMTP server's errors to l (default: discarded).
 func WithLogger(l *slog.Logger) Option { return func(s *Sink) { s.log = l } }
 
 // WithAuth makes the sink require AUTH (PLAIN or LOGIN) with these
@@ -161,6 +162,7 @@ func (s *Sink) Clear() {
 }
 
 func (s *Sink) keep(m Mail) {
+	s.log.Info("smtpemu: caught mail", "from", m.From, "to", m.To, "subject", m.Subject)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.msgs = append(s.msgs, m)
