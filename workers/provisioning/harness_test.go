@@ -89,10 +89,13 @@ type env struct {
 	states  *store.OAuthStates
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, seed) }
+
+// newEnvWith is newEnv with another Slack world.
+func newEnvWith(t *testing.T, world map[string]any) *env {
 	t.Helper()
 	dir := t.TempDir()
-	b, _ := json.Marshal(seed)
+	b, _ := json.Marshal(world)
 	path := filepath.Join(dir, "slack.json")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
@@ -203,12 +206,16 @@ func (e *env) start(w *provisioning.Worker) (stop func()) {
 // user scopes, as the connect page does.
 func (e *env) slackToken(user string) (store.Secret, store.Secret, time.Time) {
 	e.t.Helper()
-	ws := team
-	if strings.HasPrefix(user, "U1") {
-		ws = team2
-	}
 	q := url.Values{"client_id": {e.slack.ClientID()}, "user_scope": {strings.Join(provisioning.SlackUserScopes, ",")},
-		"redirect_uri": {"http://127.0.0.1:1/cb"}, "team": {ws}, "user": {user}}
+		"redirect_uri": {"http://127.0.0.1:1/cb"}, "user": {user}}
+	switch {
+	case strings.HasPrefix(user, "W"):
+		q.Set("enterprise", gridID)
+	case strings.HasPrefix(user, "U1"):
+		q.Set("team", team2)
+	default:
+		q.Set("team", team)
+	}
 	loc := noFollow(e.t, e.slack.URL()+"/oauth/v2/authorize?"+q.Encode())
 	code := loc.Query().Get("code")
 	if code == "" {
