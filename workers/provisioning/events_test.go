@@ -19,6 +19,7 @@ func TestEventsBetweenSyncs(t *testing.T) {
 	e.start(w)
 	e.connect(w)
 	e.sync(w, false)
+	e.deliverEvents()
 
 	find := func(cond func(map[string]orgapi.User) bool, msg string) {
 		t.Helper()

@@ -122,7 +122,6 @@ func newEnvWith(t *testing.T, world map[string]any) *env {
 	e.mux = http.NewServeMux()
 	e.ingress = httptest.NewServer(e.mux)
 	t.Cleanup(e.ingress.Close)
-	e.slack.SetIngressURL(e.ingress.URL)
 	js, err := jetstream.New(e.nats.Conn, jetstream.WithPublishAsyncTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +134,10 @@ func newEnvWith(t *testing.T, world map[string]any) *env {
 	e.states = store.NewOAuthStates(e.redis.Client, e.keys)
 	return e
 }
+
+// deliverEvents makes the emulated Slack send its events to the ingress
+// (without it, world changes reach orgbridge only through syncs).
+func (e *env) deliverEvents() { e.slack.SetIngressURL(e.ingress.URL) }
 
 // serve mounts w's connect pages and admin API (bearer "admin-token") on the ingress.
 func (e *env) serve(w *provisioning.Worker) {

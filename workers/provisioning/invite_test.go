@@ -35,6 +35,7 @@ func TestAutoInvite(t *testing.T) {
 	}
 	e.start(w)
 	e.connect(w)
+	e.deliverEvents()
 	set := provisioning.DefaultSettings()
 	set.AutoInvite = true
 	if _, err := w.SaveSettings(context.Background(), acme, set); err != nil {
