@@ -203,35 +203,73 @@ func (s *syncRun) readGroups(ctx context.Context) error {
 // inScope reports whether the Slack user id is provisioned under the settings.
 func (s *syncRun) inScope(id string) bool { return s.scope == nil || s.scope[id] }
 
+// usersPage is one users.list page and the cursor of the page after it.
+type usersPage struct {
+	users []slack.User
+	next  string
+	err   error
+}
+
 // syncUsers reads users.list page by page from the checkpoint and makes the
-// directory match each page before reading the next.
+// directory match each page. The next page is read while the current one
+// is applied, so a run takes as long as Slack's pacing allows, not that plus
+// the directory's time; the checkpoint still moves only once a page is applied.
 func (s *syncRun) syncUsers(ctx context.Context) error {
 	for ; s.run.Workspace < len(s.teams); s.run.Workspace, s.run.Cursor = s.run.Workspace+1, "" {
 		team := s.teams[s.run.Workspace]
-		for {
-			users, next, err := s.src.usersPage(ctx, team, s.run.Cursor, s.w.cfg.PageSize)
-			if err != nil {
-				return err
-			}
-			if err := s.applyPage(ctx, users); err != nil {
-				return err
-			}
-			s.run.Pages++
-			s.run.Cursor = next
-			if err := s.flush(ctx); err != nil {
-				return err
-			}
-			if s.w.afterPage != nil {
-				if err := s.w.afterPage(ctx, s.run); err != nil {
-					return err
+		pctx, cancel := context.WithCancel(ctx)
+		pages := make(chan usersPage, 1)
+		fetched := make(chan struct{})
+		go func() {
+			defer close(fetched)
+			defer close(pages)
+			cursor := s.run.Cursor
+			for {
+				users, next, err := s.src.usersPage(pctx, team, cursor, s.w.cfg.PageSize)
+				select {
+				case pages <- usersPage{users: users, next: next, err: err}:
+				case <-pctx.Done():
+					return
 				}
+				if err != nil || next == "" {
+					return
+				}
+				cursor = next
 			}
-			if next == "" {
-				break
-			}
+		}()
+		err := s.consumePages(ctx, pages)
+		cancel()
+		<-fetched
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func (s *syncRun) consumePages(ctx context.Context, pages <-chan usersPage) error {
+	for p := range pages {
+		if p.err != nil {
+			return p.err
+		}
+		if err := s.applyPage(ctx, p.users); err != nil {
+			return err
+		}
+		s.run.Pages++
+		s.run.Cursor = p.next
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
+		if s.w.afterPage != nil {
+			if err := s.w.afterPage(ctx, s.run); err != nil {
+				return err
+			}
+		}
+		if p.next == "" {
+			return nil
+		}
+	}
+	return ctx.Err()
 }
 
 // applyPage provisions one page of users: a sequential pass decides, then the
