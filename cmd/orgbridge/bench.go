@@ -9,12 +9,15 @@ import (
 )
 
 func runBench(ctx context.Context, c *cli, args []string) error {
+	if len(args) > 0 && args[0] == "provisioning" {
+		return runBenchProvisioning(ctx, c, args[1:])
+	}
 	if len(args) == 0 || args[0] != "ingress" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(c.stderr, "Usage: orgbridge bench ingress [flags]\n\nRun `orgbridge bench ingress --help` for its flags.")
+			fmt.Fprintln(c.stderr, "Usage: orgbridge bench ingress|provisioning [flags]\n\nRun `orgbridge bench ingress --help` or `orgbridge bench provisioning --help` for their flags.")
 			return errHelp
 		}
-		return usagef("usage: orgbridge bench ingress [flags] (the only benchmark this command runs; the others are `go test -bench`, see docs/BENCHMARKS.md)")
+		return usagef("usage: orgbridge bench ingress|provisioning [flags] (the package benchmarks are `go test -bench`, see docs/BENCHMARKS.md)")
 	}
 	var opts bench.IngressOptions
 	fs := newFlags(c, "bench ingress", "[flags]\n\nLoads, in turn and with the same generator: a do-nothing HTTP server (the HTTP floor),\n"+

@@ -152,6 +152,7 @@ func runEmulate(ctx context.Context, c *cli, args []string) error {
 	fs.BoolVar(&o.slack.DisableRateLimits, "no-rate-limits", false, "turn the Slack emulator's rate tiers off")
 	fs.IntVar(&o.org.Orgs, "orgs", 0, "generated orgs (default: the documented world of four orgs)")
 	fs.IntVar(&o.org.UsersPerOrg, "users-per-org", 0, "users in each generated org")
+	fs.Float64Var(&o.org.SCIMWritesPerSecond, "scim-writes-per-second", 0, "limit SCIM writes, answering 429 with Retry-After over it (0: no limit)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -253,7 +253,7 @@ func (w *Worker) directoryFor(ctx context.Context, in *Integration) (*directory,
 	if err != nil {
 		return nil, err
 	}
-	return newDirectory(w.newDir(in.DirectoryURL, tok)), nil
+	return newDirectory(w.newDir(in.DirectoryURL, tok), w.cfg.DirectoryWritesPerSecond), nil
 }
 
 func (w *Worker) sourceGroups(ctx context.Context, in *Integration) (map[string]*slackGroup, error) {

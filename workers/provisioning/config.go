@@ -199,6 +199,10 @@ type Config struct {
 	ScheduleTick time.Duration
 	// DirectoryConcurrency bounds directory writes in flight (default 4).
 	DirectoryConcurrency int
+	// DirectoryWritesPerSecond paces directory writes of one run below the
+	// directory's limit (0: no pacing; a 429 still pauses every writer for
+	// its Retry-After).
+	DirectoryWritesPerSecond float64
 	// AckWait is how long a trigger stays with a replica that stopped
 	// answering before another takes the run over (default 30s).
 	AckWait time.Duration
@@ -264,6 +268,8 @@ func (c Config) Validate() error {
 		return errors.New("provisioning: time scale must not be negative")
 	case c.DirectoryConcurrency < 1 || c.DirectoryConcurrency > 64:
 		return fmt.Errorf("provisioning: directory concurrency %d is outside 1..64", c.DirectoryConcurrency)
+	case c.DirectoryWritesPerSecond < 0:
+		return errors.New("provisioning: directory writes per second must not be negative")
 	case c.RunLockTTL < time.Second:
 		return errors.New("provisioning: run lock TTL must be at least 1s")
 	}

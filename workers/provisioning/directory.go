@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/orgbridge/orgbridge/internal/orgapi"
 )
 
@@ -33,6 +35,8 @@ const maxDirectoryRetries = 12
 // transient failures are retried with backoff, and writes are counted.
 type directory struct {
 	c SCIMClient
+	// pace spaces writes (nil: unpaced).
+	pace *rate.Limiter
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -40,7 +44,13 @@ type directory struct {
 	writes, failed, throttled atomic.Int64
 }
 
-func newDirectory(c SCIMClient) *directory { return &directory{c: c} }
+func newDirectory(c SCIMClient, writesPerSecond float64) *directory {
+	d := &directory{c: c}
+	if writesPerSecond > 0 {
+		d.pace = rate.NewLimiter(rate.Limit(writesPerSecond), max(1, int(writesPerSecond/20)))
+	}
+	return d
+}
 
 // wait blocks while the directory asked everyone to slow down.
 func (d *directory) wait(ctx context.Context) error {
@@ -73,6 +83,11 @@ func (d *directory) retry(ctx context.Context, write bool, fn func() error) erro
 	for attempt := 0; ; attempt++ {
 		if err := d.wait(ctx); err != nil {
 			return err
+		}
+		if write && d.pace != nil {
+			if err := d.pace.Wait(ctx); err != nil {
+				return err
+			}
 		}
 		err := fn()
 		var rl *orgapi.RateLimitedError

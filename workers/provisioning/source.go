@@ -42,7 +42,11 @@ func (s *source) pace(method string) slackapi.Pace {
 	if method == methodUsersInfo {
 		tier = slackapi.Tier4
 	}
-	return slackapi.Pace{Tenant: s.src.ID(), Method: method, Hold: slackCallTimeout,
+	// Calls are spaced from their grants (no Hold): a run reads with one
+	// goroutine, and Slack's limit is a count per minute, so grants a tier
+	// interval (+1 %) apart keep any minute within the limit while the time
+	// a page takes to answer is not added to every interval.
+	return slackapi.Pace{Tenant: s.src.ID(), Method: method,
 		Every: slackapi.PaceEvery(tier, s.scale, 0.01, time.Millisecond)}
 }
 
@@ -57,7 +61,6 @@ func (s *source) call(ctx context.Context, method string, fn func(ctx context.Co
 		cctx, cancel := context.WithTimeout(ctx, slackCallTimeout)
 		err := fn(cctx)
 		cancel()
-		_ = s.pacer.Done(context.WithoutCancel(ctx), pace, holder)
 		var rl *slack.RateLimitedError
 		if errors.As(err, &rl) && attempt < maxRateLimitRetries {
 			s.throttled.Add(1)

@@ -390,7 +390,7 @@ func (w *Worker) newSyncRun(ctx context.Context, in *Integration, run *Run) (*sy
 	}
 	s := &syncRun{w: w, in: in, run: run, dry: run.DryRun, log: w.log.With("org", in.OrgID, "run", run.ID),
 		src: &source{src: in.Source, c: w.slack.Slack(tok.Reveal()), pacer: w.pacer, scale: w.cfg.TimeScale, holder: run.ID},
-		dir: newDirectory(w.newDir(in.DirectoryURL, dirTok)), links: links, dirOwner: make(map[string]string, len(links)),
+		dir: newDirectory(w.newDir(in.DirectoryURL, dirTok), w.cfg.DirectoryWritesPerSecond), links: links, dirOwner: make(map[string]string, len(links)),
 		seen: seen, emails: map[string]string{}, newLinks: map[string]Link{}}
 	for id, l := range links {
 		s.dirOwner[l.DirID] = id
