@@ -48,6 +48,8 @@ type ProvisioningOptions struct {
 	DirectoryWritesPerSecond float64
 	Concurrency              int
 	Progress                 io.Writer
+	// CPUProfile, when set, is where the first sync's CPU profile is written.
+	CPUProfile string
 }
 
 // SyncResult is one measured run.
@@ -181,6 +183,12 @@ func Provisioning(ctx context.Context, o ProvisioningOptions) (ProvisioningRepor
 		if err != nil {
 			return rep, err
 		}
+		stopProfile := func() {}
+		if o.CPUProfile != "" && name == "first sync" {
+			if stopProfile, err = startProfile(o.CPUProfile); err != nil {
+				return rep, err
+			}
+		}
 		cpu0 := cpuTime()
 		start := time.Now()
 		run, err := w.StartRun(ctx, org, events.TriggerAPI, "bench", false)
@@ -197,6 +205,7 @@ func Provisioning(ctx context.Context, o ProvisioningOptions) (ProvisioningRepor
 				return rep, err
 			}
 		}
+		stopProfile()
 		r := SyncResult{Name: name, Wall: time.Since(start), CPU: cpuTime() - cpu0, Pages: run.Pages, Counts: run.Counts, Status: run.Status}
 		r.Floor = time.Duration(max(run.Pages-1, 0)) * pace
 		calls1, err := slackCalls(ctx, o.SlackURL)

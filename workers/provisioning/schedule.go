@@ -42,6 +42,7 @@ func (w *Worker) Tick(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	w.metrics.setQuarantined(ctx, w) // every replica keeps the gauge current, also after a resume
 	return errors.Join(errs...)
 }
 

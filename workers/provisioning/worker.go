@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -121,8 +122,14 @@ func New(d Deps, cfg Config) (*Worker, error) {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	if d.Directory == nil {
+		// One client for every run: its connections stay open between writes
+		// (http.DefaultClient keeps 2 idle per host, so parallel writers would
+		// dial a new connection for most requests).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		hc := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
 		d.Directory = func(baseURL string, token store.Secret) SCIMClient {
-			return orgapi.NewSCIM(baseURL, orgapi.Secret(token.Reveal()), nil)
+			return orgapi.NewSCIM(baseURL, orgapi.Secret(token.Reveal()), hc)
 		}
 	}
 	m, err := newMetrics(d.Registerer)
@@ -258,6 +265,8 @@ func (w *Worker) execute(ctx context.Context, in *Integration, run *Run) error {
 		if err := w.store.SaveRun(ctx, run); err != nil {
 			return err
 		}
+		w.metrics.runs.WithLabelValues(string(events.RunAwaitingApproval)).Inc()
+		w.metrics.actions.WithLabelValues(ActHeld, OutSkipped).Add(float64(run.Held))
 		w.announce(ctx, in, run)
 		return nil
 	case err != nil && ctx.Err() != nil:
