@@ -91,6 +91,7 @@ func runBenchProvisioning(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "  %-15s %-24s wall %-9s floor %-9s ×%.3f  pages %d, users.list calls %d (429: %d)  directory writes %d (429: %d), reads %d  CPU %s\n",
 			r.Name, r.Status, r.Wall.Round(time.Millisecond), r.Floor.Round(time.Millisecond), r.Ratio(), r.Pages, r.SlackCalls, r.Slack429,
 			r.DirWrites, r.Dir429, r.DirReads, r.CPU.Round(time.Millisecond))
+		fmt.Fprintf(c.stdout, "  %-15s report: %s\n", "", countsLine(r.Counts))
 	}
 	fmt.Fprintf(c.stdout, "  peak RSS of the worker process: %.1f MB\n", float64(rep.PeakRSS)/(1<<20))
 	return nil
