@@ -31,6 +31,9 @@ type IntegrationView struct {
 	Created         time.Time   `json:"created"`
 	Updated         time.Time   `json:"updated"`
 	Disconnected    time.Time   `json:"disconnected,omitzero"`
+	// Connecting is set while a connect flow is under way (it can take a
+	// while on a big org).
+	Connecting *Connecting `json:"connecting,omitempty"`
 }
 
 // View is in without its secrets.
@@ -243,11 +246,18 @@ func intParam(rw http.ResponseWriter, r *http.Request, name string, def, lo, hi 
 }
 
 func (w *Worker) adminGet(rw http.ResponseWriter, r *http.Request, org string) {
+	conn, _ := w.ConnectingState(r.Context(), org)
 	in, err := w.store.Integration(r.Context(), org)
+	if errors.Is(err, ErrNoIntegration) && conn != nil {
+		ingress.WriteJSON(rw, http.StatusOK, IntegrationView{OrgID: org, Status: StatusConnecting, Connecting: conn})
+		return
+	}
 	if writeErr(rw, err) {
 		return
 	}
-	ingress.WriteJSON(rw, http.StatusOK, in.View())
+	v := in.View()
+	v.Connecting = conn
+	ingress.WriteJSON(rw, http.StatusOK, v)
 }
 
 func (w *Worker) adminPutConfig(rw http.ResponseWriter, r *http.Request, org string) {

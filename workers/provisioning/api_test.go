@@ -88,6 +88,11 @@ func TestConnectPages(t *testing.T) {
 		}
 		return m["url"].(string)
 	}
+	// while an admin is logging in, the integration shows as connecting
+	noFollow(t, link())
+	if status, m, raw := e.api("GET", acme, ""); status != http.StatusOK || m["status"] != "connecting" {
+		t.Fatalf("during a connect flow: %d %s", status, raw)
+	}
 	cases := []struct {
 		name, orgUser, slackUser string
 		status                   int

@@ -91,8 +91,9 @@ type env struct {
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, seed) }
 
-// newEnvWith is newEnv with another Slack world.
-func newEnvWith(t *testing.T, world map[string]any) *env {
+// newEnvWith is newEnv with another Slack world and, optionally, another
+// org emulator configuration.
+func newEnvWith(t *testing.T, world map[string]any, orgCfg ...orgemu.Config) *env {
 	t.Helper()
 	dir := t.TempDir()
 	b, _ := json.Marshal(world)
@@ -102,7 +103,11 @@ func newEnvWith(t *testing.T, world map[string]any) *env {
 	}
 	e := &env{t: t, nats: testenv.StartStreams(t), redis: testenv.StartRedis(t), faults: &faultSwitch{}}
 	e.slack = slackemu.StartTest(t, slackemu.Config{SeedFile: path, TimeScale: scale})
-	e.org = orgemu.StartTest(t, orgemu.Config{})
+	var oc orgemu.Config
+	if len(orgCfg) > 0 {
+		oc = orgCfg[0]
+	}
+	e.org = orgemu.StartTest(t, oc)
 	keys, err := store.ParseKeyring(store.GenerateKeySpec("k1"))
 	if err != nil {
 		t.Fatal(err)

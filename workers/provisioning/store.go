@@ -45,6 +45,8 @@ type Status string
 const (
 	StatusActive       Status = "active"
 	StatusDisconnected Status = "disconnected"
+	// StatusConnecting is shown (never stored) while the first connect flow of an org is under way.
+	StatusConnecting Status = "connecting"
 )
 
 // Source is the Slack side of an integration: one workspace, or a whole
