@@ -35,7 +35,7 @@ type slackEvent struct {
 	EnterpriseID string `json:"enterprise_id"`
 	EventID      string `json:"event_id"`
 	Event        struct {
-		Type string `json:"type"`
+		Type string          `json:"type"`
 		User json.RawMessage `json:"user"`
 		// subteam_members_changed
 		SubteamID    string   `json:"subteam_id"`

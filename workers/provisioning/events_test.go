@@ -29,13 +29,19 @@ func TestEventsBetweenSyncs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	find(func(us map[string]orgapi.User) bool { u, ok := us["ivan@acme.example"]; return ok && u.ExternalID == id },
+	find(func(us map[string]orgapi.User) bool {
+		u, ok := us["ivan@acme.example"]
+		return ok && u.ExternalID == id
+	},
 		"team_join: the new Slack user is provisioned")
 
 	if err := e.slack.UpdateUser("U0MEMBER03", slackemu.UserChange{Email: ptr("henry.hill@acme.example")}); err != nil {
 		t.Fatal(err)
 	}
-	find(func(us map[string]orgapi.User) bool { u, ok := us["henry.hill@acme.example"]; return ok && u.ExternalID == "U0MEMBER03" },
+	find(func(us map[string]orgapi.User) bool {
+		u, ok := us["henry.hill@acme.example"]
+		return ok && u.ExternalID == "U0MEMBER03"
+	},
 		"user_change: the new email reaches the directory user")
 
 	if _, err := e.slack.DeactivateUser("U0MEMB0002"); err != nil {

@@ -19,9 +19,9 @@ import (
 
 	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/internal/bus"
-	"github.com/orgbridge/orgbridge/internal/ingress"
 	orgemu "github.com/orgbridge/orgbridge/internal/emulator/org"
 	slackemu "github.com/orgbridge/orgbridge/internal/emulator/slack"
+	"github.com/orgbridge/orgbridge/internal/ingress"
 	"github.com/orgbridge/orgbridge/internal/orgapi"
 	"github.com/orgbridge/orgbridge/internal/slackapi"
 	"github.com/orgbridge/orgbridge/internal/store"

@@ -68,6 +68,20 @@ func (s *syncRun) addRow(r Row) {
 	s.w.metrics.actions.WithLabelValues(r.Action, r.Outcome).Inc()
 }
 
+// record adds a row, taking the lock.
+func (s *syncRun) record(r Row) {
+	s.mu.Lock()
+	s.addRow(r)
+	s.mu.Unlock()
+}
+
+// plan records what a preview would do.
+func (s *syncRun) plan(r Row) error {
+	r.Outcome = OutPlanned
+	s.record(r)
+	return nil
+}
+
 func (s *syncRun) setLink(id string, l Link) {
 	if prev, ok := s.links[id]; ok && prev.DirID != l.DirID {
 		delete(s.dirOwner, prev.DirID)
@@ -387,9 +401,7 @@ func (s *syncRun) provision(ctx context.Context, u *slack.User) error {
 	case du.ExternalID != "":
 		base.Action, base.Outcome, base.DirectoryID = ActCreate, OutFailed, du.ID
 		base.Details = fmt.Sprintf("directory user %s (%s) already has this email but belongs to another source (externalId %s); orgbridge never takes over such a user. Clear its externalId in the directory if orgbridge should manage it.", du.ID, du.UserName, du.ExternalID)
-		s.mu.Lock()
-		s.addRow(base)
-		s.mu.Unlock()
+		s.record(base)
 		return nil
 	default:
 		return s.link(ctx, base, id, du, f, "matched an existing directory user by email; orgbridge manages it from now on")
@@ -441,11 +453,7 @@ func (s *syncRun) update(ctx context.Context, base Row, id string, link Link, f 
 		base.Details = "the user is active in Slack again and comes back as the same directory user"
 	}
 	if s.dry {
-		base.Outcome = OutPlanned
-		s.mu.Lock()
-		s.addRow(base)
-		s.mu.Unlock()
-		return nil
+		return s.plan(base)
 	}
 	out, err := s.dir.patch(ctx, link.DirID, link.Version, ops)
 	if errors.Is(err, orgapi.ErrNotFound) {
@@ -480,11 +488,7 @@ func (s *syncRun) link(ctx context.Context, base Row, id string, du *dirUser, f 
 		base.Action = ActReactivate
 	}
 	if s.dry {
-		base.Outcome = OutPlanned
-		s.mu.Lock()
-		s.addRow(base)
-		s.mu.Unlock()
-		return nil
+		return s.plan(base)
 	}
 	out, err := s.dir.patch(ctx, du.ID, du.Version, ops)
 	if err != nil {
@@ -506,11 +510,7 @@ func (s *syncRun) create(ctx context.Context, base Row, id string, f Fields) err
 	_, changes := userOps(Fields{}, f, "", false)
 	base.Action, base.Changes = ActCreate, changes
 	if s.dry {
-		base.Outcome = OutPlanned
-		s.mu.Lock()
-		s.addRow(base)
-		s.mu.Unlock()
-		return nil
+		return s.plan(base)
 	}
 	active := true
 	u := &orgapi.User{ExternalID: id, UserName: f.UserName, DisplayName: f.DisplayName, Title: f.Title, Active: &active,
@@ -555,9 +555,7 @@ func (s *syncRun) conflict(ctx context.Context, base Row, id string, f Fields, c
 	} else {
 		base.Details = "the directory refused to create the user (" + cerr.Error() + "); the next run retries"
 	}
-	s.mu.Lock()
-	s.addRow(base)
-	s.mu.Unlock()
+	s.record(base)
 	return nil
 }
 
@@ -568,9 +566,7 @@ func (s *syncRun) failed(ctx context.Context, base Row, err error) error {
 	}
 	base.Outcome = OutFailed
 	base.Details = writeAdvice(err)
-	s.mu.Lock()
-	s.addRow(base)
-	s.mu.Unlock()
+	s.record(base)
 	return nil
 }
 
@@ -662,11 +658,7 @@ func (s *syncRun) deactivate(ctx context.Context, id string) error {
 		Changes: []Change{{Field: "active", Old: "true", New: "false"}},
 		Details: "deleted, deactivated or out of scope in Slack; deactivated in the directory (never deleted)"}
 	if s.dry {
-		s.mu.Lock()
-		base.Outcome = OutPlanned
-		s.addRow(base)
-		s.mu.Unlock()
-		return nil
+		return s.plan(base)
 	}
 	out, err := s.dir.patch(ctx, l.DirID, l.Version, []orgapi.PatchOperation{{Op: "replace", Path: "active", Value: false}})
 	if errors.Is(err, orgapi.ErrNotFound) {
