@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -85,9 +86,16 @@ func (w *Worker) HandleEvent(ctx context.Context, m *bus.Message) error {
 	if in.Status != StatusActive || in.Pending() && in.LastRunID == "" {
 		return nil // not syncing yet: the first sync reads everyone
 	}
-	id := "e-" + events.Token(m.Identity)
-	if len(id) > 64 || !events.ValidRunID(id) {
-		id = "e-" + randomHex(12)
+	// Events come in bursts (a profile edit is a user_change): they are
+	// gathered in a set that the next event run takes whole, so a burst is
+	// one or two runs, not one run per event.
+	if err := w.rdb.SAdd(ctx, kEventUsers(org), toAny(users)...).Err(); err != nil {
+		return err
+	}
+	id := "e-" + randomHex(12)
+	pending, err := w.rdb.SetNX(ctx, kEventRun(org), id, 10*time.Minute).Result()
+	if err != nil || !pending {
+		return err // an event run not started yet takes these users too
 	}
 	run := &Run{ID: id, OrgID: org, IntegrationID: in.ID, Trigger: events.TriggerEvent, By: ev.Event.Type + " " + ev.EventID,
 		Status: events.RunPending, UserIDs: users, SettingsVersion: in.SettingsVersion, Created: w.cfg.Now().UTC(), Counts: map[string]int{}}
@@ -95,6 +103,21 @@ func (w *Worker) HandleEvent(ctx context.Context, m *bus.Message) error {
 		return err
 	}
 	return w.publishTrigger(ctx, run, events.ActionUsers, run.By)
+}
+
+func kEventUsers(org string) string { return store.Key(org, "prov", "event", "users") }
+func kEventRun(org string) string   { return store.Key(org, "prov", "event", "run") }
+
+// takeEventUsers hands the Slack users gathered from events to the run that
+// starts, and lets the next event start a new run.
+var takeEventUsers = redis.NewScript(`
+local ids = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
+return ids
+`)
+
+func (w *Worker) takeEventUsers(ctx context.Context, org string) ([]string, error) {
+	return takeEventUsers.Run(ctx, w.rdb, []string{kEventUsers(org), kEventRun(org)}).StringSlice()
 }
 
 func (w *Worker) orgOfSource(ctx context.Context, ids ...string) (string, error) {

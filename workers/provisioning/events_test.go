@@ -44,6 +44,22 @@ func TestEventsBetweenSyncs(t *testing.T) {
 	},
 		"user_change: the new email reaches the directory user")
 
+	// a burst of profile edits: gathered into few runs, every edit applied
+	burst := map[string]string{"U0MEMB0001": "frank@acme.example", slackRoot: "alice@acme.example", "U0GUEST001": "gina@contractor.example", "U0GUEST002": "sam@temp.example"}
+	for id := range burst {
+		if err := e.slack.UpdateUser(id, slackemu.UserChange{Title: ptr("Burst " + id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	find(func(us map[string]orgapi.User) bool {
+		for id, email := range burst {
+			if us[email].Title != "Burst "+id {
+				return false
+			}
+		}
+		return true
+	}, "a burst of user_change events: every new title reaches the directory")
+
 	if _, err := e.slack.DeactivateUser("U0MEMB0002"); err != nil {
 		t.Fatal(err)
 	}

@@ -819,6 +819,19 @@ func finalStatus(r *Run) events.RunStatus {
 // executeUsers re-syncs the Slack users a run names (events between daily
 // syncs), then the mapped teams.
 func (s *syncRun) executeUsers(ctx context.Context) error {
+	if s.run.Phase == "" && s.run.Trigger == events.TriggerEvent {
+		more, err := s.w.takeEventUsers(ctx, s.in.OrgID)
+		if err != nil {
+			return err
+		}
+		ids := append(s.run.UserIDs, more...)
+		slices.Sort(ids)
+		s.run.UserIDs = slices.Compact(ids)
+		s.run.Phase = phaseUsers
+		if err := s.w.store.SaveRun(ctx, s.run); err != nil {
+			return err
+		}
+	}
 	if err := s.readGroups(ctx); err != nil {
 		return err
 	}

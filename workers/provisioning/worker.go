@@ -220,10 +220,12 @@ func (w *Worker) carryOut(ctx context.Context, msg events.ProvisioningSync) erro
 		}
 	}
 	in, err := w.store.Integration(ctx, msg.OrgID)
-	if err != nil {
+	if errors.Is(err, ErrNoIntegration) {
+		in = nil
+	} else if err != nil {
 		return err
 	}
-	if in.Status != StatusActive || in.ID != run.IntegrationID {
+	if in == nil || in.Status != StatusActive || in.ID != run.IntegrationID {
 		run.Status, run.Ended = events.RunCancelled, w.cfg.Now().UTC()
 		run.Error = "the integration was disconnected or replaced before the run could finish"
 		return w.finish(ctx, in, run)
