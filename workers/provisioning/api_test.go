@@ -111,6 +111,20 @@ func TestConnectPages(t *testing.T) {
 			}
 		})
 	}
+	// a callback from another browser than the one that opened the link is refused
+	other := newBrowser(t)
+	resp, err := other.c.Get(link())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	orgLogin, _ := url.Parse(resp.Header.Get("Location"))
+	q := orgLogin.Query()
+	q.Set("login_hint", "alice@acme.example")
+	orgLogin.RawQuery = q.Encode()
+	if status, page := newBrowser(t).open(orgLogin.String(), "alice@acme.example", slackRoot); status != http.StatusForbidden || !strings.Contains(page, "started elsewhere") {
+		t.Fatalf("a flow finished in another browser: %d %s", status, page)
+	}
 	// a connect link works once
 	u := link()
 	newBrowser(t).open(u, "alice@acme.example", slackRoot)

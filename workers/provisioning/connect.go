@@ -2,6 +2,9 @@ package provisioning
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -45,6 +48,28 @@ type connectFlow struct {
 	WholeGrid bool   `json:"whole_grid,omitempty"`
 	// Pending names the Redis record holding the org tokens between the two logins.
 	Pending string `json:"pending,omitempty"`
+	// Browser is the hash of a cookie set when the flow started: both
+	// callbacks must come from the browser that started it (login CSRF).
+	Browser string `json:"browser,omitempty"`
+}
+
+// cookieFlow binds a connect flow to the browser that opened the link.
+const cookieFlow = "ob_provisioning_flow"
+
+func hashBrowser(v string) string {
+	h := sha256.Sum256([]byte("orgbridge provisioning browser\n" + v))
+	return hex.EncodeToString(h[:])
+}
+
+func (c ConnectConfig) setFlowCookie(rw http.ResponseWriter, value string, maxAge int) {
+	http.SetCookie(rw, &http.Cookie{Name: cookieFlow, Value: value, Path: "/provisioning/", MaxAge: maxAge, HttpOnly: true,
+		Secure: strings.HasPrefix(c.PublicURL, "https://"), SameSite: http.SameSiteLaxMode})
+}
+
+// sameBrowser reports whether the request carries the cookie whose hash f holds.
+func sameBrowser(r *http.Request, f connectFlow) bool {
+	c, err := r.Cookie(cookieFlow)
+	return err == nil && f.Browser != "" && subtle.ConstantTimeCompare([]byte(hashBrowser(c.Value)), []byte(f.Browser)) == 1
 }
 
 // pending holds the org login's tokens (sealed) until the Slack login.
@@ -88,12 +113,15 @@ func (w *Worker) ConnectHandler(cfg ConnectConfig) (http.Handler, func(org strin
 			page(rw, http.StatusBadRequest, "This link has expired", "Connect links work once, for 10 minutes. Start again from the provisioning settings.")
 			return
 		}
+		secret := randomHex(18)
+		f.Browser = hashBrowser(secret)
 		state, err := cfg.States.Issue(r.Context(), connectOrgKind(), f)
 		if err != nil {
 			page(rw, http.StatusInternalServerError, "Something went wrong", "The connection could not start: "+err.Error())
 			return
 		}
 		w.setConnecting(r.Context(), f.Org, "logging into the org")
+		cfg.setFlowCookie(rw, secret, int(store.StateTTL/time.Second)*2)
 		http.Redirect(rw, r, cfg.Org.AuthorizeURL(state, ""), http.StatusFound)
 	})
 	mux.HandleFunc("GET "+PathOrgCallback, func(rw http.ResponseWriter, r *http.Request) {
@@ -101,6 +129,10 @@ func (w *Worker) ConnectHandler(cfg ConnectConfig) (http.Handler, func(org strin
 		code, state, cerr := orgapi.ParseCallback(r.URL.Query())
 		if _, err := cfg.States.Consume(r.Context(), connectOrgKind(), state, &f); err != nil {
 			page(rw, http.StatusBadRequest, "This login has expired", "Start again from the provisioning settings.")
+			return
+		}
+		if !sameBrowser(r, f) {
+			page(rw, http.StatusForbidden, "This login was started elsewhere", "Open the connect link in this browser and log in from there.")
 			return
 		}
 		if cerr != nil {
@@ -161,6 +193,11 @@ func (w *Worker) ConnectHandler(cfg ConnectConfig) (http.Handler, func(org strin
 			page(rw, http.StatusBadRequest, "This login has expired", "Start again from the provisioning settings.")
 			return
 		}
+		if !sameBrowser(r, f) {
+			page(rw, http.StatusForbidden, "This login was started elsewhere", "Open the connect link in this browser and log in from there.")
+			return
+		}
+		cfg.setFlowCookie(rw, "", -1)
 		defer w.clearConnecting(context.WithoutCancel(r.Context()), f.Org)
 		if e := q.Get("error"); e != "" || q.Get("code") == "" {
 			page(rw, http.StatusForbidden, "The Slack login did not complete", "Slack answered: "+e)
