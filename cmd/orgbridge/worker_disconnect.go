@@ -32,6 +32,7 @@ func newDisconnectWorker(d workerDeps) (*disconnect.Worker, error) {
 		JS: d.js, Redis: d.rdb, Slack: sc,
 		Installations: installs,
 		Logger:        d.log.With("worker", "disconnect"),
+		Registerer:    d.reg,
 	}, disconnect.Config{TimeScale: d.cfg.TimeScale, WorkerID: host, AuditRetention: d.cfg.AuditRetention,
 		MaxNotBefore: maxNotBefore(d.cfg.Streams.MaxAge)})
 }

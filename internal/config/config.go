@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/secret"
 )
 
 // Defaults.
@@ -340,26 +341,6 @@ func or(v, def string) string {
 	return v
 }
 
-// Secret is a string that never shows in logs or %v output.
-type Secret string
-
-// LogValue implements slog.LogValuer.
-func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
-
-// String implements fmt.Stringer.
-func (Secret) String() string { return "[redacted]" }
-
-// GoString implements fmt.GoStringer, for %#v.
-func (Secret) GoString() string { return `"[redacted]"` }
-
-// MarshalJSON writes "[redacted]" (an empty secret as ""), so a config
-// dumped as JSON shows which secrets are set, not what they are.
-func (s Secret) MarshalJSON() ([]byte, error) {
-	if s == "" {
-		return []byte(`""`), nil
-	}
-	return []byte(`"[redacted]"`), nil
-}
-
-// Reveal returns the secret itself, for the one place that needs it.
-func (s Secret) Reveal() string { return string(s) }
+// Secret is a setting that never shows in logs, %v output or a JSON dump
+// ([secret.Secret]; an empty one encodes as "", so a dump shows which are set).
+type Secret = secret.Secret

@@ -297,60 +297,41 @@ func (s *Installations) List(ctx context.Context) ([]*Installation, error) {
 	return out, nil
 }
 
-// Reencrypt re-seals every install's secrets under the primary key and
-// returns how many installs changed.
-func (s *Installations) Reencrypt(ctx context.Context) (int, error) {
-	members, err := s.rdb.SMembers(ctx, globalInstallIndex).Result()
-	if err != nil {
-		return 0, err
+// SealedSet describes installs for key rotation ([Reseal], [CheckSealed]):
+// every install the global index names, with its bot token, refresh token
+// and webhook URL.
+func (s *Installations) SealedSet() SealedSet {
+	return SealedSet{
+		Kind: "installations",
+		List: func(ctx context.Context) ([]SealedRef, error) {
+			members, err := s.rdb.SMembers(ctx, globalInstallIndex).Result()
+			if err != nil {
+				return nil, err
+			}
+			slices.Sort(members)
+			refs := make([]SealedRef, 0, len(members))
+			for _, m := range members {
+				if p := strings.SplitN(m, "|", 3); len(p) == 3 {
+					refs = append(refs, SealedRef{Key: InstallKey(p[0], p[1], p[2]), Name: "installation " + m})
+				}
+			}
+			return refs, nil
+		},
+		Visit: func(raw []byte, f func(field string, s *Sealed, aad string) error) ([]byte, error) {
+			var rec installRecord
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return nil, err
+			}
+			in := &rec.Installation
+			for _, v := range []struct {
+				field string
+				s     *Sealed
+			}{{"bot", &rec.BotTokenSealed}, {"refresh", &rec.RefreshSealed}, {"webhook", &rec.WebhookURLSealed}} {
+				if err := f(v.field, v.s, aadInstall(in, v.field)); err != nil {
+					return nil, err
+				}
+			}
+			return json.Marshal(rec)
+		},
 	}
-	n := 0
-	for _, m := range members {
-		p := strings.SplitN(m, "|", 3)
-		if len(p) != 3 {
-			continue
-		}
-		key := InstallKey(p[0], p[1], p[2])
-		raw, err := s.rdb.Get(ctx, key).Bytes()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		_, rec, err := s.open(raw)
-		if err != nil {
-			return n, fmt.Errorf("store: install %s: %w", m, err)
-		}
-		if rec.BotTokenSealed.KeyID == s.keys.PrimaryID() && (rec.RefreshSealed.IsZero() || rec.RefreshSealed.KeyID == s.keys.PrimaryID()) &&
-			(rec.WebhookURLSealed.IsZero() || rec.WebhookURLSealed.KeyID == s.keys.PrimaryID()) {
-			continue
-		}
-		// Re-seal inside a WATCH so a concurrent token refresh is not overwritten.
-		err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			raw, err := tx.Get(ctx, key).Bytes()
-			if err != nil {
-				return err
-			}
-			in, _, err := s.open(raw)
-			if err != nil {
-				return err
-			}
-			rec, err := s.seal(in)
-			if err != nil {
-				return err
-			}
-			b, _ := json.Marshal(rec)
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, key, b, 0)
-				return nil
-			})
-			return err
-		}, key)
-		if err != nil {
-			return n, fmt.Errorf("store: re-encrypting install %s: %w", m, err)
-		}
-		n++
-	}
-	return n, nil
 }

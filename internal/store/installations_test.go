@@ -80,9 +80,9 @@ func TestInstallations(t *testing.T) {
 	t.Run("key rotation re-encrypts under the new key", func(t *testing.T) {
 		rotated, _ := ParseKeyring(newSpec + "," + oldSpec)
 		s2 := NewInstallations(r.Client, rotated)
-		n, err := s2.Reencrypt(ctx)
-		if err != nil || n != 2 {
-			t.Fatalf("Reencrypt = %d, %v; want 2", n, err)
+		st, err := Reseal(ctx, r.Client, rotated, s2.SealedSet(), ResealOptions{})
+		if err != nil || st.Resealed != 2 || len(st.Failed) != 0 {
+			t.Fatalf("Reseal = %+v, %v; want 2 re-encrypted", st, err)
 		}
 		if raw := r.Client.Get(ctx, InstallKey("A1", "E1", "T1")).Val(); strings.Contains(raw, `"kid":"old"`) {
 			t.Fatalf("still sealed under the old key: %s", raw)

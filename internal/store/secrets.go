@@ -12,12 +12,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/orgbridge/orgbridge/internal/secret"
 )
 
 // Secret errors.
@@ -34,20 +35,8 @@ var (
 )
 
 // Secret is a plain-text secret in memory (a token, a refresh token, an OAuth
-// code). It prints and logs as [redacted]; [Secret.Reveal] is the one way out.
-type Secret string
-
-// LogValue implements slog.LogValuer.
-func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
-
-// String implements fmt.Stringer.
-func (Secret) String() string { return "[redacted]" }
-
-// GoString keeps %#v from printing it too.
-func (Secret) GoString() string { return "[redacted]" }
-
-// Reveal returns the secret itself.
-func (s Secret) Reveal() string { return string(s) }
+// code): [secret.Secret], which never prints, logs or encodes its value.
+type Secret = secret.Secret
 
 // Sealed is a value encrypted with AES-256-GCM under the key KeyID names.
 // Ciphertext is base64(nonce || sealed). The key id travels beside the cipher

@@ -176,18 +176,38 @@ func aadOrgTokens(flowID string) string { return "org-connect-tokens:" + flowID 
 // fail and be retried (the workspace lock is busy, Redis hiccups, a crash),
 // and a second exchange of the code would fail with invalid_grant.
 func (w *Worker) exchangeOnce(ctx context.Context, scope, flow, code string) (*orgapi.Token, error) {
-	var tok orgapi.Token
-	if ok, err := w.cfg.Bindings.Stashed(ctx, scope, flow, aadOrgTokens(flow), &tok); err != nil || ok {
-		return &tok, err
+	var st stashedOrgToken
+	if ok, err := w.cfg.Bindings.Stashed(ctx, scope, flow, aadOrgTokens(flow), &st); err != nil || ok {
+		return st.token(), err
 	}
 	got, err := w.cfg.Org.Exchange(ctx, code)
 	if err != nil {
 		return nil, err
 	}
-	if err := w.cfg.Bindings.Stash(ctx, scope, flow, aadOrgTokens(flow), got); err != nil {
+	if err := w.cfg.Bindings.Stash(ctx, scope, flow, aadOrgTokens(flow), stashOrgToken(got)); err != nil {
 		w.log.Warn("org tokens of the flow not stashed; a retry will need a new login", "flow", flow, "err", err)
 	}
 	return got, nil
+}
+
+// stashedOrgToken is an [orgapi.Token] with its secrets in the clear, for
+// [Store.Stash] (which seals the whole value): the token's own JSON redacts
+// them. The field names are the ones an orgapi.Token had in the stash before.
+type stashedOrgToken struct {
+	AccessToken, RefreshToken   string
+	InstanceURL, ID             string
+	IssuedAt                    time.Time
+	TokenType, Scope, Signature string
+}
+
+func stashOrgToken(t *orgapi.Token) stashedOrgToken {
+	return stashedOrgToken{AccessToken: t.AccessToken.Reveal(), RefreshToken: t.RefreshToken.Reveal(), InstanceURL: t.InstanceURL,
+		ID: t.ID, IssuedAt: t.IssuedAt, TokenType: t.TokenType, Scope: t.Scope, Signature: t.Signature}
+}
+
+func (s stashedOrgToken) token() *orgapi.Token {
+	return &orgapi.Token{AccessToken: orgapi.Secret(s.AccessToken), RefreshToken: orgapi.Secret(s.RefreshToken), InstanceURL: s.InstanceURL,
+		ID: s.ID, IssuedAt: s.IssuedAt, TokenType: s.TokenType, Scope: s.Scope, Signature: s.Signature}
 }
 
 // titleFor turns an org OAuth error into what the person sees; "" when the

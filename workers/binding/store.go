@@ -263,43 +263,33 @@ func (s *Store) List(ctx context.Context) ([]*Binding, error) {
 	return out, nil
 }
 
-// Reencrypt re-seals every binding's refresh token under the primary key.
-func (s *Store) Reencrypt(ctx context.Context) (int, error) {
-	ws, err := s.rdb.SMembers(ctx, kBindings).Result()
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, w := range ws {
-		raw, err := s.rdb.Get(ctx, kBinding(w)).Bytes()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		var rec bindingRecord
-		if err := json.Unmarshal(raw, &rec); err != nil {
-			return n, err
-		}
-		out, changed, err := s.keys.Reseal(rec.Refresh, aadBinding(w, rec.OrgID))
-		if err != nil || !changed {
+// SealedSet describes bindings for key rotation ([store.Reseal],
+// [store.CheckSealed]): every binding the index names, with its refresh token.
+// The OAuth flows' stashes are not in it: they live StashTTL.
+func (s *Store) SealedSet() store.SealedSet {
+	return store.SealedSet{
+		Kind: "bindings",
+		List: func(ctx context.Context) ([]store.SealedRef, error) {
+			ws, err := s.rdb.SMembers(ctx, kBindings).Result()
 			if err != nil {
-				return n, err
+				return nil, err
 			}
-			continue
-		}
-		rec.Refresh = out
-		body, _ := json.Marshal(rec)
-		ok, err := casScript.Run(ctx, s.rdb, []string{kBinding(w)}, raw, body).Int()
-		if err != nil {
-			return n, err
-		}
-		n += ok
+			slices.Sort(ws)
+			refs := make([]store.SealedRef, len(ws))
+			for i, w := range ws {
+				refs[i] = store.SealedRef{Key: kBinding(w), Name: "binding " + w}
+			}
+			return refs, nil
+		},
+		Visit: func(raw []byte, f func(field string, s *store.Sealed, aad string) error) ([]byte, error) {
+			var rec bindingRecord
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return nil, err
+			}
+			if err := f("refresh_token", &rec.Refresh, aadBinding(rec.Scope, rec.OrgID)); err != nil {
+				return nil, err
+			}
+			return json.Marshal(rec)
+		},
 	}
-	return n, nil
 }
-
-var casScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
-return 0`)

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/slack-go/slack"
 
 	"github.com/orgbridge/orgbridge/events"
@@ -72,8 +74,12 @@ func (w *Worker) rejectUnreadable(ctx context.Context, m *bus.Message, enterpris
 		State: events.DisconnectRejected, Error: events.DisconnectErrInvalidRequest,
 		Message: "the body is not a disconnect request (" + derr.Error() + "); see events/README.md for the schema", At: now}
 	if events.ValidEnterpriseID(enterprise) {
-		_ = w.store.Append(ctx, AuditEntry{Time: now, EnterpriseID: enterprise, RequestID: m.Identity, Event: "rejected",
-			State: string(events.DisconnectRejected), Error: res.Error, Message: res.Message, Worker: w.cfg.WorkerID})
+		a := AuditEntry{Time: now, EnterpriseID: enterprise, RequestID: m.Identity, Event: "rejected",
+			State: string(events.DisconnectRejected), Error: res.Error, Message: res.Message, Worker: w.cfg.WorkerID}
+		if err := w.store.Append(ctx, a); err != nil {
+			w.auditFailed(enterprise, m.Identity, []AuditEntry{a}, err, false)
+			return err
+		}
 	} else {
 		res.Message = "the subject's enterprise " + strconvQuote(enterprise) + " is not an Enterprise Grid id (E…), and " + res.Message
 		w.log.Warn("disconnect: rejected a request on a subject without a valid enterprise id",
@@ -138,7 +144,9 @@ func newRecord(req events.DisconnectRequest) Record {
 // rejects it. done means the delivery is finished.
 func (w *Worker) admit(ctx context.Context, req events.DisconnectRequest) (Record, bool, error) {
 	rec := newRecord(req)
-	if err := w.audit(ctx, rec, AuditEntry{Event: "received"}); err != nil {
+	received := w.entry(rec, AuditEntry{Event: "received"})
+	if err := w.store.Append(ctx, received); err != nil {
+		w.auditFailed(rec.EnterpriseID, rec.RequestID, []AuditEntry{received}, err, false)
 		return rec, true, err
 	}
 	if req.NotBefore != nil && time.Until(*req.NotBefore) > w.cfg.MaxNotBefore {
@@ -362,15 +370,19 @@ func (w *Worker) attempt(ctx context.Context, rec Record) error {
 		}
 	}
 	ctx = context.WithoutCancel(ctx) // the call happened: record it whatever happens to ctx
-	_ = w.audit(ctx, rec, AuditEntry{Event: "slack_call", SlackMethod: resp.Method, SlackStatus: resp.Status,
+	call := w.entry(rec, AuditEntry{Event: "slack_call", SlackMethod: resp.Method, SlackStatus: resp.Status,
 		SlackResponse: resp.Body, Error: slackapi.ErrorCode(callErr), Message: errString(callErr)})
 	if callErr == nil {
-		if err := w.idem.Done(ctx, ck, w.cfg.RecordTTL); err != nil {
+		// "done" and the call's audit entry go together: a redelivery that
+		// finds the call done never calls again, and finds the entry too.
+		if err := w.persist(ctx, rec, []AuditEntry{call}, func(ctx context.Context) error {
+			return w.store.recordCallDone(ctx, rec.EnterpriseID, rec.RequestID, w.cfg.RecordTTL, call)
+		}); err != nil {
 			return err
 		}
 		return w.submitted(ctx, rec, "Slack accepted the disconnect; it finishes in the background")
 	}
-	return w.callFailed(ctx, rec, pace, callErr)
+	return w.callFailed(ctx, rec, pace, callErr, call)
 }
 
 func errString(err error) string {
@@ -380,9 +392,9 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// callFailed decides what a failed call leads to.
-func (w *Worker) callFailed(ctx context.Context, rec Record, pace slackapi.Pace, callErr error) error {
-	ck := callKey(rec.EnterpriseID, rec.RequestID)
+// callFailed decides what a failed call leads to. call is the call's audit
+// entry, written with whatever the decision records.
+func (w *Worker) callFailed(ctx context.Context, rec Record, pace slackapi.Pace, callErr error, call AuditEntry) error {
 	code := slackapi.ErrorCode(callErr)
 	var te *slackapi.TransportError
 	if errors.As(callErr, &te) && te.MaybeSent {
@@ -396,55 +408,57 @@ func (w *Worker) callFailed(ctx context.Context, rec Record, pace slackapi.Pace,
 		rec.Checks = 0
 		rec.Message = "Slack answered " + code + " (" + errString(callErr) + "), which may still have disconnected; checking with team.externalTeams.list whether it acted"
 		rec.UpdatedAt = time.Now().UTC()
-		if err := w.store.Save(ctx, rec); err != nil {
+		if err := w.save(ctx, rec, false, call, w.entry(rec, AuditEntry{Event: "retry", Error: code, Message: rec.Message})); err != nil {
 			return err
 		}
-		_ = w.audit(ctx, rec, AuditEntry{Event: "retry", Error: code, Message: rec.Message})
 		return w.later("call outcome unknown", w.cfg.real(w.cfg.ConfirmFirst))
 	}
-	if err := w.idem.Forget(ctx, ck); err != nil {
-		return err
-	}
+	// From here the call definitely failed: its record is deleted (so it
+	// may be made again) in the step that audits it.
 	var rl *slack.RateLimitedError
 	if errors.As(callErr, &rl) {
 		after := w.cfg.real(rl.RetryAfter)
+		if err := w.save(ctx, rec, true, call, w.entry(rec, AuditEntry{Event: "retry", Error: "ratelimited",
+			Message: "Slack answered 429; Retry-After " + rl.RetryAfter.String()})); err != nil {
+			return err
+		}
 		if err := w.pacer.Penalize(ctx, pace, after); err != nil {
 			return err
 		}
-		_ = w.audit(ctx, rec, AuditEntry{Event: "retry", Error: "ratelimited", Message: "Slack answered 429; Retry-After " + rl.RetryAfter.String()})
 		return bus.RetryAfter(callErr, after)
 	}
 	class := Classify(code)
 	if code == "" {
 		code, class = "transport_error", Retryable
 	}
+	failed := step{forget: true, audit: []AuditEntry{call}}
 	switch class {
 	case Final:
-		return w.transition(ctx, &rec, events.DisconnectFailed, code, "Slack refused: "+code+"; "+advice(code), AuditEntry{Event: "failed"})
+		return w.transitionWith(ctx, &rec, events.DisconnectFailed, code, "Slack refused: "+code+"; "+advice(code), AuditEntry{Event: "failed"}, failed)
 	case Retryable:
 		rec.Failures++
 		if rec.Failures >= w.cfg.MaxAttempts {
-			return w.transition(ctx, &rec, events.DisconnectFailed, code,
-				fmt.Sprintf("Slack kept failing (%s) after %d attempts; send a new request once Slack is healthy", code, rec.Failures), AuditEntry{Event: "failed"})
+			return w.transitionWith(ctx, &rec, events.DisconnectFailed, code,
+				fmt.Sprintf("Slack kept failing (%s) after %d attempts; send a new request once Slack is healthy", code, rec.Failures), AuditEntry{Event: "failed"}, failed)
 		}
 	default:
 		rec.Unknown++
 		if rec.Unknown >= w.cfg.MaxUnknownAttempts {
-			return w.transition(ctx, &rec, events.DisconnectFailed, code,
-				fmt.Sprintf("Slack answered %s, an error orgbridge does not know, %d times; check Slack's documentation for it", code, rec.Unknown), AuditEntry{Event: "failed"})
+			return w.transitionWith(ctx, &rec, events.DisconnectFailed, code,
+				fmt.Sprintf("Slack answered %s, an error orgbridge does not know, %d times; check Slack's documentation for it", code, rec.Unknown), AuditEntry{Event: "failed"}, failed)
 		}
 	}
 	rec.Message = fmt.Sprintf("Slack answered %s; trying again", code)
 	rec.UpdatedAt = time.Now().UTC()
-	if err := w.store.Save(ctx, rec); err != nil {
+	if err := w.save(ctx, rec, true, call, w.entry(rec, AuditEntry{Event: "retry", Error: code, Message: rec.Message})); err != nil {
 		return err
 	}
-	_ = w.audit(ctx, rec, AuditEntry{Event: "retry", Error: code, Message: rec.Message})
 	n := rec.Failures + rec.Unknown
-	return w.later("retrying after "+code, w.cfg.real(backoff(w.cfg.RetryMin, w.cfg.RetryMax, n)))
+	return w.later("retrying after "+code, w.cfg.real(expDelay(w.cfg.RetryMin, w.cfg.RetryMax, n)))
 }
 
-func backoff(lo, hi time.Duration, n int) time.Duration {
+// expDelay is lo doubled for each of n attempts after the first, at most hi.
+func expDelay(lo, hi time.Duration, n int) time.Duration {
 	d := lo
 	for i := 1; i < n && d < hi; i++ {
 		d *= 2
@@ -482,21 +496,21 @@ func (w *Worker) confirm(ctx context.Context, rec Record) error {
 	}
 	rec.Checks++
 	status := team.ConnectionStatus
-	_ = w.audit(ctx, rec, AuditEntry{Event: "confirm_check", SlackMethod: slackapi.MethodExternalTeamsList, SlackResponse: raw,
-		Message: describeStatus(rec.TargetTeam, found, status)})
+	check := step{audit: []AuditEntry{w.entry(rec, AuditEntry{Event: "confirm_check", SlackMethod: slackapi.MethodExternalTeamsList, SlackResponse: raw,
+		Message: describeStatus(rec.TargetTeam, found, status)})}}
 	if !found || status == slackapi.StatusDisconnected {
-		return w.transition(ctx, &rec, events.DisconnectCompleted, "", describeStatus(rec.TargetTeam, found, status), AuditEntry{Event: "completed"})
+		return w.transitionWith(ctx, &rec, events.DisconnectCompleted, "", describeStatus(rec.TargetTeam, found, status), AuditEntry{Event: "completed"}, check)
 	}
 	if time.Since(rec.SubmittedAt) >= w.cfg.real(w.cfg.ConfirmDeadline) {
-		return w.transition(ctx, &rec, events.DisconnectUnconfirmed, "",
+		return w.transitionWith(ctx, &rec, events.DisconnectUnconfirmed, "",
 			fmt.Sprintf("Slack accepted the disconnect but still lists %s as %s after %s; check it in Slack's admin pages", rec.TargetTeam, status, w.cfg.ConfirmDeadline),
-			AuditEntry{Event: "unconfirmed"})
+			AuditEntry{Event: "unconfirmed"}, check)
 	}
 	rec.UpdatedAt = time.Now().UTC()
-	if err := w.store.Save(ctx, rec); err != nil {
+	if err := w.save(ctx, rec, false, check.audit...); err != nil {
 		return err
 	}
-	return w.later("not yet disconnected", w.cfg.real(backoff(w.cfg.ConfirmFirst, w.cfg.ConfirmMax, rec.Checks)))
+	return w.later("not yet disconnected", w.cfg.real(expDelay(w.cfg.ConfirmFirst, w.cfg.ConfirmMax, rec.Checks)))
 }
 
 // resolveInFlight handles a request whose call was recorded in flight but
@@ -534,10 +548,13 @@ func (w *Worker) resolveInFlight(ctx context.Context, rec Record) error {
 	}
 	rec.Checks++
 	status := team.ConnectionStatus
-	_ = w.audit(ctx, rec, AuditEntry{Event: "confirm_check", SlackMethod: slackapi.MethodExternalTeamsList, SlackResponse: raw,
+	checked := w.entry(rec, AuditEntry{Event: "confirm_check", SlackMethod: slackapi.MethodExternalTeamsList, SlackResponse: raw,
 		Message: "resolving an interrupted call: " + describeStatus(rec.TargetTeam, found, status)})
+	check := step{audit: []AuditEntry{checked}}
 	if !found || status == slackapi.StatusDisconnected {
-		if err := w.idem.Done(ctx, callKey(rec.EnterpriseID, rec.RequestID), w.cfg.RecordTTL); err != nil {
+		if err := w.persist(ctx, rec, check.audit, func(ctx context.Context) error {
+			return w.store.recordCallDone(ctx, rec.EnterpriseID, rec.RequestID, w.cfg.RecordTTL, checked)
+		}); err != nil {
 			return err
 		}
 		rec.SubmittedAt = rec.CallStartedAt
@@ -551,34 +568,30 @@ func (w *Worker) resolveInFlight(ctx context.Context, rec Record) error {
 	if deadline && answered {
 		code := rec.MaybeActed
 		if rec.Failures >= w.cfg.MaxAttempts {
-			return w.transition(ctx, &rec, events.DisconnectFailed, code,
+			return w.transitionWith(ctx, &rec, events.DisconnectFailed, code,
 				fmt.Sprintf("Slack kept failing (%s) after %d attempts and team.externalTeams.list still shows %s %s; send a new request once Slack is healthy",
-					code, rec.Failures, rec.TargetTeam, status), AuditEntry{Event: "failed"})
+					code, rec.Failures, rec.TargetTeam, status), AuditEntry{Event: "failed"}, check)
 		}
 		// Slack did not act: the call may be made again.
-		if err := w.idem.Forget(ctx, callKey(rec.EnterpriseID, rec.RequestID)); err != nil {
-			return err
-		}
 		rec.MaybeActed, rec.Checks = "", 0
 		rec.Message = fmt.Sprintf("Slack answered %s and team.externalTeams.list still shows %s %s past the deadline, so Slack did not act; trying again",
 			code, rec.TargetTeam, status)
 		rec.UpdatedAt = time.Now().UTC()
-		if err := w.store.Save(ctx, rec); err != nil {
+		if err := w.save(ctx, rec, true, checked, w.entry(rec, AuditEntry{Event: "retry", Error: code, Message: rec.Message})); err != nil {
 			return err
 		}
-		_ = w.audit(ctx, rec, AuditEntry{Event: "retry", Error: code, Message: rec.Message})
-		return w.later("retrying after "+code, w.cfg.real(backoff(w.cfg.RetryMin, w.cfg.RetryMax, rec.Failures)))
+		return w.later("retrying after "+code, w.cfg.real(expDelay(w.cfg.RetryMin, w.cfg.RetryMax, rec.Failures)))
 	}
 	if deadline {
-		return w.transition(ctx, &rec, events.DisconnectUnconfirmed, "",
+		return w.transitionWith(ctx, &rec, events.DisconnectUnconfirmed, "",
 			fmt.Sprintf("%s and Slack still lists %s as %s; orgbridge will not call again on its own: check the team in Slack's admin pages and send a new request if it should still go",
-				cause, rec.TargetTeam, status), AuditEntry{Event: "unconfirmed"})
+				cause, rec.TargetTeam, status), AuditEntry{Event: "unconfirmed"}, check)
 	}
 	rec.UpdatedAt = time.Now().UTC()
-	if err := w.store.Save(ctx, rec); err != nil {
+	if err := w.save(ctx, rec, false, checked); err != nil {
 		return err
 	}
-	return w.later("resolving an interrupted call", w.cfg.real(backoff(w.cfg.ConfirmFirst, w.cfg.ConfirmMax, rec.Checks)))
+	return w.later("resolving an interrupted call", w.cfg.real(expDelay(w.cfg.ConfirmFirst, w.cfg.ConfirmMax, rec.Checks)))
 }
 
 // listFailure reports whether a failed team.externalTeams.list will fail
@@ -624,8 +637,8 @@ func (w *Worker) dryRun(ctx context.Context, rec Record) error {
 	if !found || team.ConnectionStatus == slackapi.StatusDisconnected {
 		msg = "dry run: nothing to do, " + describeStatus(rec.TargetTeam, found, team.ConnectionStatus)
 	}
-	_ = w.audit(ctx, rec, AuditEntry{Event: "confirm_check", SlackMethod: slackapi.MethodExternalTeamsList, SlackResponse: raw, Message: msg})
-	return w.transition(ctx, &rec, events.DisconnectCompleted, "", msg, AuditEntry{Event: "completed"})
+	check := step{audit: []AuditEntry{w.entry(rec, AuditEntry{Event: "confirm_check", SlackMethod: slackapi.MethodExternalTeamsList, SlackResponse: raw, Message: msg})}}
+	return w.transitionWith(ctx, &rec, events.DisconnectCompleted, "", msg, AuditEntry{Event: "completed"}, check)
 }
 
 // teamStatus finds the target in the enterprise's external teams, from a
@@ -764,15 +777,27 @@ func (w *Worker) externalTeams(ctx context.Context, e, holder string, maxBlock t
 	return all, nil
 }
 
-// transition changes rec's state, records it, audits it and publishes the result.
+// transition changes rec's state, records it with its audit entry in one
+// step, and publishes the result.
 func (w *Worker) transition(ctx context.Context, rec *Record, state events.DisconnectState, code, msg string, a AuditEntry) error {
+	return w.transitionWith(ctx, rec, state, code, msg, a, step{})
+}
+
+// step is what a transition records besides the new state, in the same write.
+type step struct {
+	// audit are entries that come before the transition's own (a Slack
+	// answer that led to it).
+	audit []AuditEntry
+	// forget deletes the call record: the call definitely failed.
+	forget bool
+}
+
+// transitionWith is [Worker.transition] that also records s.
+func (w *Worker) transitionWith(ctx context.Context, rec *Record, state events.DisconnectState, code, msg string, a AuditEntry, s step) error {
 	rec.State, rec.Error, rec.Message = state, code, msg
 	rec.UpdatedAt = time.Now().UTC()
-	if err := w.store.Save(ctx, *rec); err != nil {
-		return err
-	}
 	a.State, a.Error, a.Message = string(state), code, msg
-	if err := w.audit(ctx, *rec, a); err != nil {
+	if err := w.save(ctx, *rec, s.forget, append(s.audit, w.entry(*rec, a))...); err != nil {
 		return err
 	}
 	if err := w.republish(ctx, rec); err != nil {
@@ -818,7 +843,8 @@ func (w *Worker) notifyJoiners(ctx context.Context, rec Record) error {
 	return nil
 }
 
-func (w *Worker) audit(ctx context.Context, rec Record, a AuditEntry) error {
+// entry fills a's request fields from rec, its time and worker.
+func (w *Worker) entry(rec Record, a AuditEntry) AuditEntry {
 	if a.Time.IsZero() {
 		a.Time = time.Now().UTC()
 	}
@@ -827,5 +853,59 @@ func (w *Worker) audit(ctx context.Context, rec Record, a AuditEntry) error {
 	if a.State == "" {
 		a.State = string(rec.State)
 	}
-	return w.store.Append(ctx, a)
+	return a
+}
+
+// save writes rec and audit in one step ([Store.Save]); forget also deletes
+// the request's call record.
+func (w *Worker) save(ctx context.Context, rec Record, forget bool, audit ...AuditEntry) error {
+	return w.persist(ctx, rec, audit, func(ctx context.Context) error { return w.store.save(ctx, rec, forget, audit) })
+}
+
+// persist runs write, a step that writes audit with whatever else it
+// records. A failed write is counted and logged and fails the handler, so
+// the step is retried by a redelivery and its entries are never dropped.
+// A step that records Slack's answer to a disconnect call — made once, not
+// to be asked again — is first retried in place for a while (a quarter of
+// AckWait): a redelivery would find the call in flight and learn its outcome
+// from team.externalTeams.list, without Slack's own answer.
+func (w *Worker) persist(ctx context.Context, rec Record, audit []AuditEntry, write func(context.Context) error) error {
+	var b backoff.BackOff = &backoff.StopBackOff{}
+	if slices.ContainsFunc(audit, func(a AuditEntry) bool { return a.Event == "slack_call" }) {
+		e := backoff.NewExponentialBackOff()
+		e.InitialInterval, e.MaxInterval, e.MaxElapsedTime = 20*time.Millisecond, time.Second, w.cfg.AckWait/4
+		b = e
+	}
+	err := backoff.RetryNotify(func() error { return write(ctx) }, backoff.WithContext(b, ctx), func(err error, _ time.Duration) {
+		w.auditFailed(rec.EnterpriseID, rec.RequestID, audit, err, true)
+	})
+	if err != nil && len(audit) > 0 {
+		w.auditFailed(rec.EnterpriseID, rec.RequestID, audit, err, false)
+	}
+	return err
+}
+
+// auditFailed counts and logs audit entries that could not be written;
+// retrying says whether the write is tried again in place (else the
+// handler fails and the message is redelivered).
+func (w *Worker) auditFailed(enterprise, requestID string, audit []AuditEntry, err error, retrying bool) {
+	w.metrics.auditFailures.Inc()
+	evs := make([]string, len(audit))
+	for i, a := range audit {
+		evs[i] = a.Event
+	}
+	attrs := []any{slog.String("enterprise", enterprise), slog.String("request_id", requestID),
+		slog.Any("events", evs), slog.Any("error", err)}
+	if retrying {
+		w.log.Warn("disconnect: audit entries not written; trying again", attrs...)
+		return
+	}
+	for _, a := range audit {
+		if a.Event == "slack_call" {
+			// Slack's answer exists nowhere else: keep it in the log.
+			attrs = append(attrs, slog.String("slack_method", a.SlackMethod), slog.Int("slack_status", a.SlackStatus),
+				slog.String("slack_response", string(a.SlackResponse)), slog.String("slack_error", a.Error))
+		}
+	}
+	w.log.Error("disconnect: audit entries not written; the step fails and is retried (the message is not acknowledged)", attrs...)
 }

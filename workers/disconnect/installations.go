@@ -4,27 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 
+	"github.com/orgbridge/orgbridge/internal/secret"
 	"github.com/orgbridge/orgbridge/internal/store"
 )
 
-// Token is a Slack access token. It prints as [redacted] in logs and %v/%#v
-// output; [Token.Reveal] gives the value where it is sent.
-type Token string
-
-// Reveal returns the token itself.
-func (t Token) Reveal() string { return string(t) }
-
-// String redacts the token.
-func (Token) String() string { return "[redacted]" }
-
-// GoString redacts the token for %#v.
-func (Token) GoString() string { return `"[redacted]"` }
-
-// LogValue redacts the token in slog output.
-func (Token) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+// Token is a Slack access token ([secret.Secret]): it never prints, logs or
+// encodes its value; [secret.Secret.Reveal] gives it where it is sent.
+type Token = secret.Secret
 
 // Install is what the worker needs of an enterprise's installation.
 type Install struct {
@@ -104,7 +92,3 @@ func (s StoreInstallations) EnterpriseInstall(ctx context.Context, enterpriseID 
 		},
 	}, nil
 }
-
-// MarshalJSON redacts the token wherever an Install is encoded (log
-// handlers, debug dumps); the store encodes the revealed value itself.
-func (Token) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }

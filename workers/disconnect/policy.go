@@ -221,14 +221,21 @@ func (w *Worker) RunPolicy(ctx context.Context, e, name string, dryRun bool, run
 		}
 		rep.Violations[i].RequestID = req.RequestID
 	}
+	// The entry before the run is recorded: a run whose entry could not be
+	// written is not marked done, so the scheduler runs it again (its
+	// request ids are the same, so JetStream stores them once).
+	detail, _ := json.Marshal(rep)
+	a := AuditEntry{Time: now, EnterpriseID: e, Event: "policy_run", RequestedBy: "policy:" + p.Name,
+		Message:     fmt.Sprintf("%d of %d external teams violate policy %s (dry run %v)", len(rep.Violations), rep.Checked, p.Name, rep.DryRun),
+		SlackMethod: slackapi.MethodExternalTeamsList, SlackResponse: detail, Worker: w.cfg.WorkerID}
+	if err := w.store.Append(ctx, a); err != nil {
+		w.auditFailed(e, "", []AuditEntry{a}, err, false)
+		return rep, err
+	}
 	p.LastRunAt = now
 	if err := w.store.SavePolicy(ctx, p); err != nil {
 		return rep, err
 	}
-	detail, _ := json.Marshal(rep)
-	_ = w.store.Append(ctx, AuditEntry{Time: now, EnterpriseID: e, Event: "policy_run", RequestedBy: "policy:" + p.Name,
-		Message:     fmt.Sprintf("%d of %d external teams violate policy %s (dry run %v)", len(rep.Violations), rep.Checked, p.Name, rep.DryRun),
-		SlackMethod: slackapi.MethodExternalTeamsList, SlackResponse: detail, Worker: w.cfg.WorkerID})
 	return rep, nil
 }
 

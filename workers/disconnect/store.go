@@ -141,15 +141,36 @@ var (
 	schedulerLockKey     = store.Key(store.GlobalTenant, "disconnect", "scheduler")
 )
 
-// KEYS: record, index, active. ARGV: json, id, ttl ms, score, final (1/0),
-// oldest score kept in the index, index ttl ms.
+// saveScript writes a request's record, appends audit entries to its
+// enterprise's trail and, when asked, deletes its call record — all or
+// nothing: every key is checked before anything is written, so an entry
+// that cannot be appended (the trail is not a stream, an ACL forbids XADD)
+// leaves the record as it was, and the step is retried.
+//
+// KEYS: record, index, active, audit, call. ARGV: json, id, ttl ms, score,
+// final (1/0), oldest score kept in the index, index ttl ms, forget call
+// (1/0), oldest audit id kept, then the audit entries.
 var saveScript = redis.NewScript(`
+local function check(key, want)
+	local t = redis.call('TYPE', key).ok
+	if t ~= 'none' and t ~= want then
+		return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. t .. ', not a ' .. want)
+	end
+end
+local bad = check(KEYS[4], 'stream') or check(KEYS[2], 'zset')
+if bad then return bad end
+for i = 10, #ARGV do
+	redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[9], '*', 'e', ARGV[i])
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 if ARGV[5] == '1' and redis.call('GET', KEYS[3]) == ARGV[2] then
 	redis.call('DEL', KEYS[3])
+end
+if ARGV[8] == '1' then
+	redis.call('DEL', KEYS[5])
 end
 return 1`)
 
@@ -163,20 +184,46 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`)
 
-// Save writes rec; a final record also frees its target for new requests.
-func (s *Store) Save(ctx context.Context, rec Record) error {
+// Save writes rec and appends audit to its enterprise's trail in one step:
+// both or neither. A final record also frees its target for new requests.
+func (s *Store) Save(ctx context.Context, rec Record, audit ...AuditEntry) error {
+	return s.save(ctx, rec, false, audit)
+}
+
+// saveForgetting is [Store.Save] that also deletes the request's call record
+// in the same step (a call that definitely failed may be made again).
+func (s *Store) saveForgetting(ctx context.Context, rec Record, audit ...AuditEntry) error {
+	return s.save(ctx, rec, true, audit)
+}
+
+func (s *Store) save(ctx context.Context, rec Record, forget bool, audit []AuditEntry) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	final := "0"
+	final, forgetArg := "0", "0"
 	if rec.State.Final() {
 		final = "1"
 	}
-	keys := []string{recordKey(rec.EnterpriseID, rec.RequestID), indexKey(rec.EnterpriseID), activeKey(rec.EnterpriseID, rec.TargetTeam)}
+	if forget {
+		forgetArg = "1"
+	}
+	keys := []string{recordKey(rec.EnterpriseID, rec.RequestID), indexKey(rec.EnterpriseID), activeKey(rec.EnterpriseID, rec.TargetTeam),
+		auditKey(rec.EnterpriseID), callKey(rec.EnterpriseID, rec.RequestID)}
 	oldest := s.now().Add(-s.ttl - indexSlack).UnixMilli()
-	if err := saveScript.Run(ctx, s.rdb, keys, b, rec.RequestID, s.ttl.Milliseconds(), rec.CreatedAt.UnixMilli(), final,
-		oldest, (s.ttl + indexSlack).Milliseconds()).Err(); err != nil {
+	args := []any{b, rec.RequestID, s.ttl.Milliseconds(), rec.CreatedAt.UnixMilli(), final,
+		oldest, (s.ttl + indexSlack).Milliseconds(), forgetArg, s.auditMinID()}
+	for _, a := range audit {
+		e, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		args = append(args, e)
+	}
+	if err := saveScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+		if len(audit) > 0 {
+			return fmt.Errorf("disconnect: saving request %s with its audit entries: %w", rec.RequestID, err)
+		}
 		return fmt.Errorf("disconnect: saving request %s: %w", rec.RequestID, err)
 	}
 	if err := idScript.Run(ctx, s.rdb, []string{idKey(rec.RequestID)}, rec.EnterpriseID, s.ttl.Milliseconds()).Err(); err != nil {
@@ -353,6 +400,38 @@ func (s *Store) Joiners(ctx context.Context, e, active string) ([]string, error)
 	ids, err := s.rdb.SMembers(ctx, joinedKey(e, active)).Result()
 	slices.Sort(ids)
 	return ids, err
+}
+
+// callDoneScript appends the audit entries of a call that Slack accepted
+// with its "done" record ([store.ApplyOnce] records it): a redelivery that
+// finds the call done also finds its entry in the trail. KEYS: audit.
+// ARGV: oldest audit id kept, then the entries.
+var callDoneScript = store.NewApplyScript(`
+local t = redis.call('TYPE', KEYS[1]).ok
+if t ~= 'none' and t ~= 'stream' then
+	return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. t .. ', not a stream')
+end
+for i = 2, #ARGV do
+	redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'e', ARGV[i])
+end
+return 1`)
+
+// recordCallDone records the call of request id of e done for ttl and appends
+// audit to the trail, in one step.
+func (s *Store) recordCallDone(ctx context.Context, e, id string, ttl time.Duration, audit ...AuditEntry) error {
+	args := []any{s.auditMinID()}
+	for _, a := range audit {
+		b, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		args = append(args, b)
+	}
+	if _, _, err := store.ApplyOnce(ctx, s.rdb, callDoneScript, store.Once{ProcessedKey: callKey(e, id), TTL: ttl},
+		[]string{auditKey(e)}, args...); err != nil {
+		return fmt.Errorf("disconnect: recording the call of request %s done with its audit entry: %w", id, err)
+	}
+	return nil
 }
 
 // Append adds an entry to the enterprise's audit trail (a Redis stream, only

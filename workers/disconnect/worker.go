@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orgbridge/orgbridge/events"
@@ -66,6 +67,8 @@ type Deps struct {
 	Slack         *slackapi.Client
 	Installations Installations
 	Logger        *slog.Logger
+	// Registerer takes the worker's metrics; nil: not registered.
+	Registerer prometheus.Registerer
 }
 
 // Worker handles disconnect requests and runs disconnect policies.
@@ -80,6 +83,7 @@ type Worker struct {
 	locker   *store.Locker
 	idem     *store.Idempotency
 	log      *slog.Logger
+	metrics  *metrics
 
 	// afterCall runs after a successful disconnect call, before "done" is
 	// recorded; a non-nil error ends the handler there (tests simulate kill -9).
@@ -107,6 +111,10 @@ func New(d Deps, cfg Config) (*Worker, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	m, err := newMetrics(d.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	if cfg.MaxBlock == 0 {
 		cfg.MaxBlock = min(3*slackapi.PaceEvery(slackapi.Tier1, cfg.TimeScale, cfg.PaceMargin, cfg.PaceMinGap), 2*time.Second)
@@ -114,7 +122,7 @@ func New(d Deps, cfg Config) (*Worker, error) {
 	return &Worker{
 		cfg: cfg, js: d.JS, pub: events.NewPublisher(d.JS), store: NewStore(d.Redis, cfg.RecordTTL, cfg.AuditRetention),
 		installs: d.Installations, slack: d.Slack, pacer: slackapi.NewPacer(d.Redis),
-		locker: store.NewLocker(d.Redis), idem: store.NewIdempotency(d.Redis), log: d.Logger,
+		locker: store.NewLocker(d.Redis), idem: store.NewIdempotency(d.Redis), log: d.Logger, metrics: m,
 	}, nil
 }
 

@@ -496,39 +496,43 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Mapping, error) {
 	return out, nil
 }
 
-// Reencrypt re-seals every mapping's refresh token under the primary key.
-func (s *Store) Reencrypt(ctx context.Context) (int, error) {
-	all, err := s.List(ctx, Filter{})
-	if err != nil {
-		return 0, err
+// SealedSet describes mappings for key rotation ([store.Reseal],
+// [store.CheckSealed]): every mapping of every indexed workspace, with its
+// refresh token.
+func (s *Store) SealedSet() store.SealedSet {
+	return store.SealedSet{
+		Kind: "mappings",
+		List: func(ctx context.Context) ([]store.SealedRef, error) {
+			ws, err := s.rdb.SMembers(ctx, kWorkspaces).Result()
+			if err != nil {
+				return nil, err
+			}
+			slices.Sort(ws)
+			var refs []store.SealedRef
+			for _, w := range ws {
+				users, err := s.rdb.SMembers(ctx, kMaps(w)).Result()
+				if err != nil {
+					return nil, err
+				}
+				slices.Sort(users)
+				for _, u := range users {
+					refs = append(refs, store.SealedRef{Key: kMap(w, u), Name: "mapping " + w + "/" + u})
+				}
+			}
+			return refs, nil
+		},
+		Visit: func(raw []byte, f func(field string, s *store.Sealed, aad string) error) ([]byte, error) {
+			var rec record
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return nil, err
+			}
+			if err := f("refresh_token", &rec.Refresh, aad(&rec.Mapping)); err != nil {
+				return nil, err
+			}
+			return json.Marshal(rec)
+		},
 	}
-	n := 0
-	for _, m := range all {
-		raw, err := s.rdb.Get(ctx, kMap(m.Workspace, m.SlackUserID)).Bytes()
-		if err != nil {
-			continue
-		}
-		var rec record
-		if json.Unmarshal(raw, &rec) != nil || rec.Refresh.IsZero() || rec.Refresh.KeyID == s.keys.PrimaryID() {
-			continue
-		}
-		if rec.Refresh, err = s.keys.Seal(m.RefreshToken, aad(m)); err != nil {
-			return n, err
-		}
-		b, _ := json.Marshal(rec)
-		// Only replace the record we read (a concurrent reconnect wins).
-		ok, err := casScript.Run(ctx, s.rdb, []string{kMap(m.Workspace, m.SlackUserID)}, raw, b).Int()
-		if err != nil {
-			return n, err
-		}
-		n += ok
-	}
-	return n, nil
 }
-
-var casScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
-return 0`)
 
 func kChecked(w, u string) string { return store.Key(w, "map", "checked", u) }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -353,6 +354,45 @@ func (s *Store) Update(ctx context.Context, org string, now func() time.Time, ch
 		if attempt > 50 {
 			return nil, fmt.Errorf("provisioning: integration of %s keeps changing; try again", org)
 		}
+	}
+}
+
+// SealedSet describes integrations for key rotation ([store.Reseal],
+// [store.CheckSealed]): every indexed org's integration, with its Slack and
+// directory tokens. A re-sealed integration gets a new Rev, so a writer that
+// read it before loses its compare-and-set and reads it again. Pending
+// connect flows are not in it: they live 15 minutes.
+func (s *Store) SealedSet() store.SealedSet {
+	return store.SealedSet{
+		Kind: "provisioning integrations",
+		List: func(ctx context.Context) ([]store.SealedRef, error) {
+			orgs, err := s.Orgs(ctx)
+			if err != nil {
+				return nil, err
+			}
+			slices.Sort(orgs)
+			refs := make([]store.SealedRef, len(orgs))
+			for i, org := range orgs {
+				refs[i] = store.SealedRef{Key: kIntegration(org), Name: "provisioning integration " + org}
+			}
+			return refs, nil
+		},
+		Visit: func(raw []byte, f func(field string, s *store.Sealed, aad string) error) ([]byte, error) {
+			var in Integration
+			if err := json.Unmarshal(raw, &in); err != nil {
+				return nil, err
+			}
+			for _, v := range []struct {
+				field string
+				s     *store.Sealed
+			}{{"slack", &in.SlackToken}, {"slack_refresh", &in.SlackRefresh}, {"directory", &in.DirectoryToken}, {"directory_refresh", &in.DirectoryRefresh}} {
+				if err := f(v.field, v.s, aad(in.OrgID, v.field)); err != nil {
+					return nil, err
+				}
+			}
+			in.Rev++
+			return json.Marshal(in)
+		},
 	}
 }
 
