@@ -37,7 +37,9 @@ func newBindingWorker(d workerDeps) (*binding.Worker, error) {
 		Org:           org,
 		Publish:       events.NewPublisher(d.js),
 		PublicURL:     d.cfg.PublicURL,
-		Log:           d.log.With("worker", "binding"),
+		// ResponseURLs left empty: derived from SLACK_API_URL (hooks.slack.com; the emulator in dev).
+		Registerer: d.reg,
+		Log:        d.log.With("worker", "binding"),
 	})
 }
 

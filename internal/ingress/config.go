@@ -5,14 +5,19 @@ import (
 	"errors"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"time"
 )
 
 // DefaultMaxBodyBytes caps every Slack request body (Slack's own payloads are far smaller).
 const DefaultMaxBodyBytes = 1 << 20
+
+// DefaultMaxBodyBytesInFlight bounds the body bytes all requests hold at once:
+// far below a 512 MiB container limit, far above what Slack's traffic needs
+// (10,000 requests/s of 4 KiB bodies acknowledged within 25 ms hold about 1 MiB).
+const DefaultMaxBodyBytesInFlight = 64 << 20
 
 // Config configures a [Server].
 type Config struct {
@@ -25,6 +30,12 @@ type Config struct {
 	PublishTimeout time.Duration
 	// MaxBodyBytes caps request bodies; zero means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64
+	// MaxBodyBytesInFlight bounds the body bytes held by all requests at once;
+	// zero means [DefaultMaxBodyBytesInFlight]. A request that finds it spent is
+	// answered at once, unread: events 503 with Retry-After (Slack retries),
+	// commands and interactions an ephemeral "try again". It must be at least
+	// MaxBodyBytes.
+	MaxBodyBytesInFlight int64
 	// Checks are run by GET /readyz; any error makes it answer 503.
 	Checks map[string]func(context.Context) error
 	// Live are run by GET /healthz (see [Liveness]); any error makes it answer
@@ -36,6 +47,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxBodyBytesInFlight == 0 {
+		c.MaxBodyBytesInFlight = max(DefaultMaxBodyBytesInFlight, c.MaxBodyBytes)
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 2 * time.Second
@@ -51,18 +65,22 @@ func (c Config) Validate() error {
 		return errors.New("ingress: the publish timeout must be below Slack's 3s deadline")
 	case c.MaxBodyBytes < 0:
 		return errors.New("ingress: the body cap must not be negative")
+	case c.MaxBodyBytesInFlight < c.MaxBodyBytes:
+		return errors.New("ingress: the bytes in flight budget must hold at least one body of the largest size allowed")
 	}
 	return nil
 }
 
 // NewHTTPServer returns the http.Server the ingress runs in: timeouts that bound
-// slow or stuck clients without touching Slack's normal requests.
+// slow or stuck clients without touching Slack's normal requests. Slack gives
+// up on a request after 3 s, so a request still arriving after 5 s has no one
+// waiting for its answer: ReadTimeout ends it and frees its body buffer.
 func NewHTTPServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
+		ReadTimeout:       5 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -7,10 +7,11 @@ type metrics struct {
 	publishAck   *prometheus.HistogramVec
 	unknownTypes prometheus.Counter
 	duplicates   prometheus.Counter
+	busy         prometheus.Counter
 	ok           map[string]prometheus.Counter // requests{route, code="200"}, looked up once
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, budget *byteBudget) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orgbridge_ingress_requests_total",
@@ -29,13 +30,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "orgbridge_ingress_duplicate_events_total",
 			Help: "Events JetStream already held (Slack retries of a stored event).",
 		}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orgbridge_ingress_busy_total",
+			Help: "Requests refused unread because the bytes in flight budget was spent (events 503, commands and interactions an ephemeral try-again).",
+		}),
 	}
+	bytesInFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orgbridge_ingress_body_bytes_in_flight",
+		Help: "Bytes of request body buffers held by requests in progress (bounded by the in-flight budget).",
+	}, func() float64 { return float64(budget.used.Load()) })
+	bodyReads := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orgbridge_ingress_body_reads_in_progress",
+		Help: "Requests whose body is being read; many for long means slow or stalled senders.",
+	}, func() float64 { return float64(budget.readers.Load()) })
 	m.ok = make(map[string]prometheus.Counter)
 	for _, route := range []string{routeEvents, routeCommands, routeInteractions} {
 		m.ok[route] = m.requests.WithLabelValues(route, "200")
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.publishAck, m.unknownTypes, m.duplicates)
+		reg.MustRegister(m.requests, m.publishAck, m.unknownTypes, m.duplicates, m.busy, bytesInFlight, bodyReads)
 	}
 	return m
 }

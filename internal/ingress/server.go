@@ -39,6 +39,7 @@ type Server struct {
 	cfg     Config
 	pub     Publisher
 	log     *slog.Logger
+	budget  *byteBudget
 	metrics *metrics
 	mux     *http.ServeMux
 }
@@ -63,10 +64,11 @@ func New(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Register
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, pub: pub, log: logger, metrics: newMetrics(reg), mux: http.NewServeMux()}
-	s.mux.HandleFunc("POST /slack/events", s.handleEvents)
-	s.mux.HandleFunc("POST /slack/commands", s.handleCommands)
-	s.mux.HandleFunc("POST /slack/interactivity", s.handleInteractivity)
+	budget := &byteBudget{limit: cfg.MaxBodyBytesInFlight}
+	s := &Server{cfg: cfg, pub: pub, log: logger, budget: budget, metrics: newMetrics(reg, budget), mux: http.NewServeMux()}
+	s.mux.HandleFunc("POST /slack/events", s.slackRoute(routeEvents, s.handleEvents))
+	s.mux.HandleFunc("POST /slack/commands", s.slackRoute(routeCommands, s.handleCommands))
+	s.mux.HandleFunc("POST /slack/interactivity", s.slackRoute(routeInteractions, s.handleInteractivity))
 	s.mux.Handle("GET /healthz", Liveness(cfg.Live))
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	return s, nil
@@ -87,53 +89,79 @@ type request struct {
 	receivedAt time.Time
 }
 
-// readVerified reads the body under the cap and checks Slack's signature over it.
-// On failure it has already answered the request and returns false.
-func (s *Server) readVerified(w http.ResponseWriter, r *http.Request, route string) (*request, bool) {
+// slackRoute wraps a handler of verified requests: it reads and verifies the
+// request, and gives the body's bytes back to the in-flight budget once the
+// handler has answered.
+func (s *Server) slackRoute(route string, h func(http.ResponseWriter, *http.Request, *request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req, held, ok := s.readVerified(w, r, route)
+		defer s.budget.give(held)
+		if ok {
+			h(w, r, req)
+		}
+	}
+}
+
+// readVerified checks what it can before reading the body (the declared
+// length, the signature headers and the timestamp's window), then reads the
+// body under the cap and the in-flight budget and checks Slack's signature over
+// it. On failure it has already answered the request and returns false; held is
+// what it took from the budget, to give back in any case.
+func (s *Server) readVerified(w http.ResponseWriter, r *http.Request, route string) (_ *request, held int64, _ bool) {
 	req := &request{route: route, receivedAt: time.Now(), requestID: nuid.Next()}
 	w.Header().Set("X-Request-Id", req.requestID)
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		s.fail(w, route, http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
-		return nil, false
+		s.refuseUnread(w, route, http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+		return nil, 0, false
 	}
-	body, err := readBody(r, s.cfg.MaxBodyBytes)
+	// Everything but the HMAC itself can be checked from the headers: an
+	// unsigned or stale request is refused without reading its body.
+	sv, err := slack.NewSecretsVerifier(r.Header, s.cfg.SigningSecret)
+	if err != nil {
+		s.refuseUnread(w, route, http.StatusUnauthorized, "%s", signatureProblem(err))
+		return nil, 0, false
+	}
+	body, held, err := readBody(w, r, s.cfg.MaxBodyBytes, s.budget)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		switch {
+		case errors.As(err, &tooLarge):
 			s.fail(w, route, http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
-		} else {
+		case errors.Is(err, errBusy):
+			s.busy(w, route)
+		default:
 			s.fail(w, route, http.StatusBadRequest, "could not read the request body")
 		}
-		return nil, false
+		return nil, held, false
 	}
-	sv, err := slack.NewSecretsVerifier(r.Header, s.cfg.SigningSecret)
-	if err == nil {
-		_, _ = sv.Write(body)
-		err = sv.Ensure()
-	}
-	if err != nil {
+	_, _ = sv.Write(body)
+	if err := sv.Ensure(); err != nil {
 		s.fail(w, route, http.StatusUnauthorized, "%s", signatureProblem(err))
-		return nil, false
+		return nil, held, false
 	}
 	req.body = body
-	return req, true
+	return req, held, true
 }
 
-func readBody(r *http.Request, max int64) ([]byte, error) {
-	rd := http.MaxBytesReader(nil, r.Body, max)
-	if r.ContentLength > 0 {
-		buf := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(rd, buf); err != nil {
-			return nil, err
-		}
-		// The sender may have lied about the length: anything more is over the cap or malformed.
-		var one [1]byte
-		if n, _ := rd.Read(one[:]); n > 0 {
-			return nil, errors.New("body longer than its Content-Length")
-		}
-		return buf, nil
+// refuseUnread answers a request whose body was not read, and closes the
+// connection after the answer rather than wait for a body nobody needs.
+func (s *Server) refuseUnread(w http.ResponseWriter, route string, code int, format string, args ...any) {
+	w.Header().Set("Connection", "close")
+	s.fail(w, route, code, format, args...)
+}
+
+// busy answers a request the in-flight budget had no room for: at once, never
+// queued. Slack retries an event that got a 5xx; a command or an interaction
+// is not retried, so its user is told to try again, as when NATS is down.
+func (s *Server) busy(w http.ResponseWriter, route string) {
+	s.metrics.busy.Inc()
+	w.Header().Set("Connection", "close")
+	if route != routeEvents {
+		s.unavailable(w, route)
+		return
 	}
-	return io.ReadAll(rd)
+	w.Header().Set("Retry-After", "1")
+	s.fail(w, route, http.StatusServiceUnavailable, "too many requests in progress, please retry")
 }
 
 func signatureProblem(err error) string {
@@ -194,11 +222,7 @@ func (s *Server) publish(ctx context.Context, req *request, msg *nats.Msg, msgID
 	}
 }
 
-func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	req, ok := s.readVerified(w, r, routeEvents)
-	if !ok {
-		return
-	}
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, req *request) {
 	env, err := parseEnvelope(req.body)
 	if err != nil {
 		s.fail(w, routeEvents, http.StatusBadRequest, "body is not a JSON Events API request: %v", err)
@@ -296,11 +320,7 @@ func setTenant(h nats.Header, team, enterprise string) {
 	}
 }
 
-func (s *Server) handleCommands(w http.ResponseWriter, r *http.Request) {
-	req, ok := s.readVerified(w, r, routeCommands)
-	if !ok {
-		return
-	}
+func (s *Server) handleCommands(w http.ResponseWriter, r *http.Request, req *request) {
 	form, err := url.ParseQuery(string(req.body))
 	if err != nil {
 		s.fail(w, routeCommands, http.StatusBadRequest, "body is not a form-encoded slash command: %v", err)
@@ -348,11 +368,7 @@ type interactionEnvelope struct {
 	} `json:"user"`
 }
 
-func (s *Server) handleInteractivity(w http.ResponseWriter, r *http.Request) {
-	req, ok := s.readVerified(w, r, routeInteractions)
-	if !ok {
-		return
-	}
+func (s *Server) handleInteractivity(w http.ResponseWriter, r *http.Request, req *request) {
 	form, err := url.ParseQuery(string(req.body))
 	if err != nil || form.Get("payload") == "" {
 		s.fail(w, routeInteractions, http.StatusBadRequest, "body is not a form-encoded interactivity request with a \"payload\" field")
@@ -412,13 +428,19 @@ func (s *Server) publishInteractive(w http.ResponseWriter, r *http.Request, req 
 	if err != nil {
 		s.log.Warn("request not stored; told the user to try again",
 			"route", req.route, "request_id", req.requestID, "subject", msg.Subject, "err", err)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(unavailableBody)
-		s.metrics.requests.WithLabelValues(req.route, "200_unavailable").Inc()
+		s.unavailable(w, req.route)
 		return
 	}
 	s.ok(w, req.route)
+}
+
+// unavailable answers a command or interaction that could not be stored: 200
+// with an ephemeral explanation, never Slack's dispatch_failed.
+func (s *Server) unavailable(w http.ResponseWriter, route string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(unavailableBody)
+	s.metrics.requests.WithLabelValues(route, "200_unavailable").Inc()
 }
 
 var unavailableBody = func() []byte {

@@ -36,13 +36,19 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, ingress.Config{SigningSecret: secret, PublishTimeout: time.Second})
+}
+
+// newFixtureWith is newFixture with the ingress configured by cfg.
+func newFixtureWith(t *testing.T, cfg ingress.Config) *fixture {
+	t.Helper()
 	n := testenv.StartStreams(t)
 	js, err := jetstream.New(n.Conn, jetstream.WithPublishAsyncTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s, err := ingress.New(ingress.Config{SigningSecret: secret, PublishTimeout: time.Second}, js, nil, reg)
+	s, err := ingress.New(cfg, js, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -251,6 +251,9 @@ func (w *Worker) reply(ctx context.Context, responseURL, text string, blocks []s
 	if responseURL == "" {
 		return nil
 	}
+	if err := w.checkResponseURL(responseURL); err != nil {
+		return err
+	}
 	body, _ := json.Marshal(map[string]any{"response_type": "ephemeral", "text": text, "blocks": blocks, "replace_original": false})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, responseURL, bytes.NewReader(body))
 	if err != nil {
@@ -275,6 +278,23 @@ func (w *Worker) reply(ctx context.Context, responseURL, text string, blocks []s
 		return nil
 	case resp.StatusCode >= 500:
 		return fmt.Errorf("response_url at %s answered %d", req.URL.Host, resp.StatusCode)
+	}
+	return nil
+}
+
+// checkResponseURL refuses, as a permanent failure of the whole message, a
+// response_url that is not Slack's (see Config.ResponseURLs). Slack signs
+// what it sends and the ingress checks that, so such a URL was put on NATS by
+// someone else: the message is dead-lettered, nothing is posted anywhere, and
+// nothing is forwarded to app handlers, which would post to it too.
+func (w *Worker) checkResponseURL(responseURL string) error {
+	if responseURL == "" {
+		return nil
+	}
+	if err := w.cfg.ResponseURLs.Check(responseURL); err != nil {
+		w.metrics.responseURLsRefused.Inc()
+		w.log.Warn("message refused: its response_url is not Slack's; it was not sent by Slack", "err", err)
+		return bus.Permanent(err)
 	}
 	return nil
 }
@@ -313,6 +333,9 @@ func (w *Worker) HandleCommand(ctx context.Context, m *bus.Message) error {
 	a := actor{app: form.Get("api_app_id"), team: form.Get("team_id"), ent: form.Get("enterprise_id"),
 		user: form.Get("user_id"), channel: form.Get("channel_id"), responseURL: form.Get("response_url"),
 		triggerID: form.Get("trigger_id"), orgWide: form.Get("is_enterprise_install") == "true"}
+	if err := w.checkResponseURL(a.responseURL); err != nil {
+		return err
+	}
 	command, text := form.Get("command"), strings.TrimSpace(form.Get("text"))
 	subject := events.AppCommandSubject(command)
 	if err := events.ValidateSubject(subject); err != nil {
@@ -405,6 +428,9 @@ func (w *Worker) HandleInteraction(ctx context.Context, m *bus.Message) error {
 	}
 	a := actor{app: p.APIAppID, team: p.Team.ID, user: p.User.ID, channel: p.Channel.ID, responseURL: p.ResponseURL,
 		triggerID: p.TriggerID, orgWide: p.IsEnterpriseInstall}
+	if err := w.checkResponseURL(a.responseURL); err != nil {
+		return err
+	}
 	if a.team == "" {
 		a.team = p.User.TeamID
 	}

@@ -9,10 +9,13 @@ package binding
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/internal/bus"
@@ -79,9 +82,16 @@ type Config struct {
 	// ConnectLockWait: how long an org login waits for the workspace's lock
 	// before the message is retried (default 10s).
 	ConnectLockWait time.Duration
-	// HTTP posts to response_url; a 10 s timeout client when nil.
+	// HTTP posts to response_url; a 10 s timeout client when nil. It never
+	// follows a redirect.
 	HTTP *http.Client
-	Log  *slog.Logger
+	// ResponseURLs is where answers given as a response_url may be posted;
+	// when it lists no origins, [slackapi.ResponseURLPolicyFor] Slack.APIURL:
+	// https://hooks.slack.com, and the emulator when Slack.APIURL is one.
+	ResponseURLs slackapi.ResponseURLPolicy
+	// Registerer takes the worker's metrics (none when nil).
+	Registerer prometheus.Registerer
+	Log        *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -129,8 +139,9 @@ func (c Config) Validate() error {
 
 // Worker is the binding worker.
 type Worker struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
 }
 
 // New returns the worker.
@@ -139,7 +150,28 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Worker{cfg: cfg, log: cfg.Log}, nil
+	if len(cfg.ResponseURLs.Origins) == 0 {
+		p, err := slackapi.ResponseURLPolicyFor(cfg.Slack.APIURL)
+		if err != nil {
+			return nil, fmt.Errorf("binding: %w", err)
+		}
+		cfg.ResponseURLs = p
+	}
+	cfg.HTTP = noRedirects(cfg.HTTP)
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("binding: metrics: %w", err)
+	}
+	return &Worker{cfg: cfg, log: cfg.Log, metrics: m}, nil
+}
+
+// noRedirects returns a copy of hc that answers a redirect with the redirect
+// itself: a response_url answers where it is, and a redirect could lead
+// anywhere, past [Config.ResponseURLs].
+func noRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
 }
 
 // Register adds the worker's durable consumers to r. Installs, uninstalls
