@@ -487,3 +487,30 @@ func randomHex(n int) string {
 func slotRunID(in *Integration, slot time.Time) string {
 	return "s-" + slot.UTC().Format("20060102T1504") + "-" + strings.TrimPrefix(in.ID, "pi-")
 }
+
+// Team is a directory team (SCIM Group) a Slack group can be mapped to.
+type Team struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// DirectoryTeams lists the directory's teams, for the team mapping picker.
+func (w *Worker) DirectoryTeams(ctx context.Context, org string) ([]Team, error) {
+	in, err := w.active(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := w.directoryFor(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	out := []Team{}
+	for g, err := range dir.c.AllGroups(ctx, "", 0, false) {
+		if err != nil {
+			return nil, fmt.Errorf("provisioning: listing the directory's teams: %w", err)
+		}
+		out = append(out, Team{ID: g.ID, Name: g.DisplayName})
+	}
+	slices.SortFunc(out, func(a, b Team) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
+	return out, nil
+}

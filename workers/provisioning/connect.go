@@ -39,6 +39,9 @@ type ConnectConfig struct {
 	// Org is an org OAuth client whose RedirectURL is PublicURL + PathOrgCallback.
 	Org    *orgapi.Client
 	States *store.OAuthStates
+	// ReturnURL, when set, is where the final page links back to (the
+	// console's provisioning settings of org).
+	ReturnURL func(org string) string
 }
 
 // connectFlow is what the states of one connect flow carry.
@@ -232,6 +235,11 @@ func (w *Worker) ConnectHandler(cfg ConnectConfig) (http.Handler, func(org strin
 			req.SlackExpires = w.cfg.Now().Add(time.Duration(float64(time.Duration(au.ExpiresIn)*time.Second) / w.cfg.TimeScale))
 		}
 		in, err := w.Connect(r.Context(), req)
+		back := ""
+		if cfg.ReturnURL != nil {
+			back = cfg.ReturnURL(f.Org)
+		}
+		page := func(rw http.ResponseWriter, status int, title, msg string) { pageBack(rw, status, title, msg, back) }
 		switch {
 		case errors.Is(err, ErrNotSlackAdmin):
 			page(rw, http.StatusForbidden, "You are not a Slack admin", "Only an admin or owner of the Slack workspace can connect it, and must also be an org administrator. "+strings.TrimPrefix(err.Error(), "provisioning: "))
@@ -273,11 +281,16 @@ func (w *Worker) ConnectingState(ctx context.Context, org string) (*Connecting, 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Title}} · orgbridge provisioning</title>
 <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#1d1c1d}h1{font-size:1.4rem}</style></head>
-<body><h1>{{.Title}}</h1><p>{{.Message}}</p></body></html>`))
+<body><h1>{{.Title}}</h1><p>{{.Message}}</p>{{with .Back}}<p><a id="back" href="{{.}}">Back to the provisioning settings</a></p>{{end}}</body></html>`))
 
 func page(rw http.ResponseWriter, status int, title, msg string) {
+	pageBack(rw, status, title, msg, "")
+}
+
+// pageBack is page with a link back to where the flow started.
+func pageBack(rw http.ResponseWriter, status int, title, msg, back string) {
 	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
 	rw.Header().Set("Cache-Control", "no-store")
 	rw.WriteHeader(status)
-	_ = pageTmpl.Execute(rw, struct{ Title, Message string }{title, msg})
+	_ = pageTmpl.Execute(rw, struct{ Title, Message, Back string }{title, msg, back})
 }

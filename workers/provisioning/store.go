@@ -141,6 +141,10 @@ type Link struct {
 	Fields  Fields `json:"f"`
 	// Created is true when orgbridge created the directory user (false: linked to an existing one).
 	Created bool `json:"c,omitempty"`
+	// Source is the Slack source (workspace or enterprise id) the link was
+	// made under: after a replace, a user of the new source may take over a
+	// directory user of the old one, never one of another user of its own source.
+	Source string `json:"s,omitempty"`
 }
 
 // Change is one changed attribute in a report row.

@@ -83,6 +83,7 @@ func (s *syncRun) plan(r Row) error {
 }
 
 func (s *syncRun) setLink(id string, l Link) {
+	l.Source = s.in.Source.ID()
 	if prev, ok := s.links[id]; ok && prev.DirID != l.DirID {
 		delete(s.dirOwner, prev.DirID)
 	}
@@ -395,9 +396,14 @@ func (s *syncRun) provision(ctx context.Context, u *slack.User) error {
 	case du.ExternalID == id:
 		// orgbridge made it (a run that stopped before it recorded the link) or linked it before
 		return s.link(ctx, base, id, du, f, "linked again to the directory user whose externalId is this Slack user")
+	case ownerLinked && owner != id && s.linkSource(owner) != s.in.Source.ID():
+		// the directory user is orgbridge's under a Slack id of the source this one replaced
+		return s.link(ctx, base, id, du, f, fmt.Sprintf("matched by email; the directory user moves from Slack user %s of the replaced source to %s", owner, id))
 	case ownerLinked && owner != id:
-		// the directory user is orgbridge's under another Slack id: a replaced source, or a re-created Slack account
-		return s.link(ctx, base, id, du, f, fmt.Sprintf("matched by email; the directory user moves from Slack user %s to %s", owner, id))
+		base.Action, base.Outcome, base.DirectoryID = ActCreate, OutFailed, du.ID
+		base.Details = fmt.Sprintf("directory user %s (%s) belongs to Slack user %s, whose email is the same (letter case aside); two Slack users are never merged. Give one of them another email in Slack.", du.ID, du.UserName, owner)
+		s.record(base)
+		return nil
 	case du.ExternalID != "":
 		base.Action, base.Outcome, base.DirectoryID = ActCreate, OutFailed, du.ID
 		base.Details = fmt.Sprintf("directory user %s (%s) already has this email but belongs to another source (externalId %s); orgbridge never takes over such a user. Clear its externalId in the directory if orgbridge should manage it.", du.ID, du.UserName, du.ExternalID)
@@ -406,6 +412,13 @@ func (s *syncRun) provision(ctx context.Context, u *slack.User) error {
 	default:
 		return s.link(ctx, base, id, du, f, "matched an existing directory user by email; orgbridge manages it from now on")
 	}
+}
+
+// linkSource is the source the link of Slack user id was made under.
+func (s *syncRun) linkSource(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.links[id].Source
 }
 
 // userOps are the PATCH operations that set f (and active) on a directory user.
