@@ -470,3 +470,31 @@ func TestScheduleOncePerSlot(t *testing.T) {
 		t.Fatalf("%d runs, want 2", len(runs))
 	}
 }
+
+// TestCaseTwinNeverTakesOver: when the user who holds an email leaves the
+// scope, the Slack user whose email differs only by case does not inherit
+// their directory user.
+func TestCaseTwinNeverTakesOver(t *testing.T) {
+	e := newEnv(t)
+	w := e.worker(provisioning.Config{})
+	e.start(w)
+	e.connect(w)
+	e.sync(w, false)
+	ctx := context.Background()
+	if err := e.slack.SetGroupMembers("S0SALES001", []string{"U0CASE0001"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	set := provisioning.DefaultSettings()
+	set.Scope, set.Groups = provisioning.ScopeGroups, []string{"S0SALES001"}
+	if _, err := w.SaveSettings(ctx, acme, set); err != nil {
+		t.Fatal(err)
+	}
+	run := e.sync(w, false)
+	rows := e.report(w, run.ID, provisioning.RowFilter{Query: "U0CASE0001"})
+	if len(rows) != 1 || rows[0].Outcome != provisioning.OutFailed || !strings.Contains(rows[0].Details, "U0MEMB0002") {
+		t.Fatalf("the twin's row: %+v", rows)
+	}
+	if u := e.dirUsers()["grace@acme.example"]; u.ExternalID != "U0MEMB0002" {
+		t.Fatalf("grace's directory user was taken over: externalId %q", u.ExternalID)
+	}
+}
