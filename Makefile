@@ -5,14 +5,18 @@ BIN     := bin/orgbridge
 # Test packages run two at a time: the machine this is built for has 2 cores.
 TEST_P  ?= 2
 
-.PHONY: run test deps build vet bench fuzz clean
+.PHONY: run test deps build vet bench fuzz clean screenshots
 
-## deps: install what running and testing need (redis-server) when it is missing
+## deps: install what running and testing need (redis-server; chromium for the console's browser tests) when missing
 deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server with apt-get"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 	@redis-server --version
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium with apt-get (about 124 MB; the console's browser tests drive it)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version 2>/dev/null | head -1
 
 ## build: the one binary
 build:
@@ -29,9 +33,10 @@ test: deps vet
 vet:
 	$(GO) vet ./...
 
-## bench: the ingress against its ceilings, then the package benchmarks (see docs/BENCHMARKS.md)
+## bench: the ingress against its ceilings, the 100k-user provisioning sync, then the package benchmarks (see docs/BENCHMARKS.md)
 bench: deps build
 	./$(BIN) bench ingress
+	./$(BIN) bench provisioning
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## fuzz: a minute on each fuzz target
@@ -41,6 +46,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseCSV -fuzztime 60s ./workers/mapping
 	$(GO) test -run '^$$' -fuzz FuzzDisconnectRequest -fuzztime 60s ./events
 	$(GO) test -run '^$$' -fuzz FuzzParseFilter -fuzztime 60s ./internal/emulator/org
+
+## screenshots: the console's main pages, taken by its browser tests, into docs/screenshots
+screenshots: deps
+	mkdir -p docs/screenshots
+	ORGBRIDGE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'Console' ./internal/console/
 
 clean:
 	rm -rf bin
