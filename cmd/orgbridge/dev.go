@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orgbridge/orgbridge/internal/config"
+	"github.com/orgbridge/orgbridge/internal/console"
 	"github.com/orgbridge/orgbridge/internal/devstack"
 	slackemu "github.com/orgbridge/orgbridge/internal/emulator/slack"
 	"github.com/orgbridge/orgbridge/internal/ingress"
@@ -151,6 +152,7 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	if emu != nil {
 		printEmulators(c, emu, "http://"+cfg.HTTPAddr)
 	}
+	fmt.Fprintf(c.stdout, "  console  %s%s   (sign in with the org: alice@acme.example is an org admin, bob@acme.example an org user)\n", cfg.PublicURL, console.Prefix)
 	fmt.Fprintf(c.stdout, "  install  %s%s   (open it in a browser to install the app", cfg.PublicURL, ingress.PathSlackInstall)
 	if emu != nil {
 		fmt.Fprint(c.stdout, " into the emulated workspace")

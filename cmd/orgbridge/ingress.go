@@ -16,6 +16,9 @@ import (
 	"github.com/orgbridge/orgbridge/internal/ingress"
 	"github.com/orgbridge/orgbridge/internal/store"
 	"github.com/orgbridge/orgbridge/internal/telemetry"
+	"github.com/orgbridge/orgbridge/internal/console"
+	"github.com/orgbridge/orgbridge/internal/orgapi"
+	"github.com/orgbridge/orgbridge/workers/binding"
 	"github.com/orgbridge/orgbridge/workers/mapping"
 	"github.com/orgbridge/orgbridge/workers/provisioning"
 )
@@ -139,8 +142,22 @@ func mountOAuthAndAdmin(srv *ingress.Server, d workerDeps) error {
 		return err
 	}
 	pages, start := pw.ConnectHandler(provisioning.ConnectConfig{PublicURL: d.cfg.PublicURL, SlackAuthorizeURL: d.cfg.Slack.OAuthURL,
-		SlackClientID: d.cfg.Slack.ClientID, Org: provOrg, States: store.NewOAuthStates(d.rdb, keys)})
+		SlackClientID: d.cfg.Slack.ClientID, Org: provOrg, States: store.NewOAuthStates(d.rdb, keys),
+		ReturnURL: func(org string) string { return d.cfg.PublicURL + console.Prefix + "orgs/" + org + "/provisioning" }})
 	srv.Mount("/provisioning/", pages)
 	srv.Mount("/admin/api/provisioning/", ingress.AdminOnly(token, pw.AdminHandler(start)))
+
+	consoleOrg, err := orgapi.New(orgapi.Config{BaseURL: d.cfg.Org.LoginURL, ClientID: d.cfg.Org.ClientID,
+		ClientSecret: orgapi.Secret(d.cfg.Org.ClientSecret.Reveal()), RedirectURL: d.cfg.PublicURL + console.Prefix + "auth/callback"})
+	if err != nil {
+		return fmt.Errorf("ORG_LOGIN_URL / ORG_CLIENT_ID / ORG_CLIENT_SECRET: %w", err)
+	}
+	con, err := console.New(console.Config{PublicURL: d.cfg.PublicURL, Org: consoleOrg, AdminToken: token, Operators: d.cfg.ConsoleOperators,
+		Redis: d.rdb, Provisioning: pw, ConnectURL: start, Mappings: mw.(*mapping.Worker).Store(), Bindings: binding.NewStore(d.rdb, keys),
+		Logger: d.log.With("part", "console")})
+	if err != nil {
+		return err
+	}
+	srv.Mount(console.Prefix, con.Handler())
 	return nil
 }

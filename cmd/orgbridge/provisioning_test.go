@@ -26,7 +26,13 @@ func TestProvisioningWalkthrough(t *testing.T) {
 		"ORGBRIDGE_ORG_EMULATOR_ADDR":   freeAddr(t),
 		"ORGBRIDGE_SMTP_EMULATOR_ADDR":  freeAddr(t),
 	}
-	startDev(t, env)
+	dev := startDev(t, env)
+	if !strings.Contains(dev.inv.stdout.String(), "/console/") {
+		t.Fatalf("dev prints no console URL:\n%s", dev.inv.stdout.String())
+	}
+	if resp, err := http.Get("http://" + env["ORGBRIDGE_HTTP_ADDR"] + "/console/login"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the console's sign-in page: %v %v", resp, err)
+	}
 	cliEnv := map[string]string{"ORGBRIDGE_HTTP_ADDR": env["ORGBRIDGE_HTTP_ADDR"]}
 	token := "--token-file=" + filepath.Join(dir, "dev-admin-token")
 	const org = "00D000000000001"

@@ -59,6 +59,7 @@ func Vars() []Var {
 		{"ORGBRIDGE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout.String(), "bound on draining HTTP and consumers at SIGTERM"},
 		{"ORGBRIDGE_PUBLIC_URL", "http://<ORGBRIDGE_HTTP_ADDR>", "public base URL of the ingress, for OAuth redirect URLs"},
 		{"ORGBRIDGE_ENCRYPTION_KEYS", "", "AES-256 keys as id:base64key[,id:base64key…]; the first encrypts, all decrypt (dev generates one)"},
+		{"ORGBRIDGE_CONSOLE_OPERATORS", "", "console: comma-separated org usernames (org admins) who are operators when they sign in"},
 		{"ORGBRIDGE_ADMIN_TOKEN", "", "bearer token for /admin/api (admin API off when unset; dev generates one)"},
 		{"SLACK_API_URL", DefaultSlackAPIURL, "Slack Web API base (dev points it at the Slack emulator)"},
 		{"SLACK_OAUTH_URL", DefaultSlackOAuthURL, "Slack's OAuth authorize URL (dev points it at the Slack emulator)"},
@@ -107,8 +108,10 @@ type Config struct {
 	PublicURL      string // base URL Slack and browsers reach the ingress at
 	EncryptionKeys Secret // id:base64key[,id:base64key…]
 	AdminToken     Secret
-	Slack          SlackApp
-	Org            OrgApp
+	// ConsoleOperators are org admins (usernames) who are console operators.
+	ConsoleOperators []string
+	Slack            SlackApp
+	Org              OrgApp
 	// SMTP is the mail server (off when SMTP.Host is empty); internal/mailer
 	// sends through it.
 	SMTP SMTP
@@ -171,6 +174,7 @@ func Load(getenv func(string) string) (Config, error) {
 		PublicURL:          getenv("ORGBRIDGE_PUBLIC_URL"),
 		EncryptionKeys:     Secret(getenv("ORGBRIDGE_ENCRYPTION_KEYS")),
 		AdminToken:         Secret(getenv("ORGBRIDGE_ADMIN_TOKEN")),
+		ConsoleOperators:   splitNonEmpty(getenv("ORGBRIDGE_CONSOLE_OPERATORS")),
 		Slack: SlackApp{
 			APIURL:       or(getenv("SLACK_API_URL"), DefaultSlackAPIURL),
 			OAuthURL:     or(getenv("SLACK_OAUTH_URL"), DefaultSlackOAuthURL),
@@ -332,6 +336,17 @@ func parseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("%q is not one of debug, info, warn, error", s)
 	}
 	return l, nil
+}
+
+// splitNonEmpty splits a comma-separated list, dropping empty items.
+func splitNonEmpty(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func or(v, def string) string {
