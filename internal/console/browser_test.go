@@ -57,6 +57,7 @@ var world = map[string]any{
 // env is the console on a loopback server with real NATS, Redis, the
 // emulators and the provisioning worker, and a headless Chromium.
 type env struct {
+	oauth    *slackapi.OAuthApp
 	t        *testing.T
 	srv      *httptest.Server
 	slack    *slackemu.Emulator
@@ -100,6 +101,7 @@ func newEnv(t *testing.T) *env {
 		return c
 	}
 	oauth := &slackapi.OAuthApp{APIURL: e.slack.APIURL(), ClientID: e.slack.ClientID(), ClientSecret: e.slack.ClientSecret()}
+	e.oauth = oauth
 	e.prov, err = provisioning.New(provisioning.Deps{JS: n.JS, Redis: rd.Client, Keys: keys, Slack: sc, Org: orgFor(provisioning.PathOrgCallback),
 		SlackOAuth: oauth}, provisioning.Config{TimeScale: 600, PageSize: 3, AckWait: 2 * time.Second})
 	if err != nil {
@@ -241,8 +243,14 @@ func (e *env) text(ctx context.Context, sel string) string {
 // signInWithOrg signs in through the org's login page as username.
 func (e *env) signInWithOrg(ctx context.Context, username string) {
 	e.t.Helper()
+	e.signInAt(ctx, e.srv.URL, username)
+}
+
+// signInAt is signInWithOrg on the console at base.
+func (e *env) signInAt(ctx context.Context, base, username string) {
+	e.t.Helper()
 	e.run(ctx, "sign in as "+username,
-		chromedp.Navigate(e.srv.URL+"/console/"),
+		chromedp.Navigate(base+"/console/"),
 		chromedp.Click(chromedp.ID("login-org")),
 		chromedp.SendKeys(chromedp.CSS(`input[name="login_hint"]`), username),
 		chromedp.Submit(chromedp.CSS(`input[name="login_hint"]`)),
@@ -329,4 +337,50 @@ func (e *env) until(ctx context.Context, js, what string) {
 		ok, err := chromedp.Run(qctx, chromedp.Evaluate[bool](js))
 		return err == nil && ok
 	}, "%s", what)
+}
+
+// orgUserID is the org's id of username (the emulator's SCIM id).
+func (e *env) orgUserID(username string) string {
+	e.t.Helper()
+	snap, err := e.org.SCIMSnapshot(acme)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, u := range snap.Users {
+		if u.UserName == username {
+			return u.ID
+		}
+	}
+	e.t.Fatalf("no org user %s", username)
+	return ""
+}
+
+// connectAcme connects Acme's provisioning to the Slack workspace without
+// the browser (alice is an admin on both sides).
+func (e *env) connectAcme() {
+	e.t.Helper()
+	q := url.Values{"client_id": {e.slack.ClientID()}, "user_scope": {strings.Join(provisioning.SlackUserScopes, ",")},
+		"redirect_uri": {"http://127.0.0.1:1/cb"}, "team": {team}, "user": {"U0ALICE001"}}
+	loc := redirect(e.t, e.slack.URL()+"/oauth/v2/authorize?"+q.Encode())
+	r, err := e.oauth.Exchange(context.Background(), loc.Query().Get("code"), "http://127.0.0.1:1/cb")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	oc, err := orgapi.New(orgapi.Config{BaseURL: e.org.URL(), ClientID: "t", ClientSecret: "t", RedirectURL: "http://127.0.0.1:1/cb"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	code, _, err := orgapi.ParseCallback(redirect(e.t, oc.AuthorizeURL("s", "alice@acme.example")).Query())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tok, err := oc.Exchange(context.Background(), code)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.prov.Connect(context.Background(), provisioning.ConnectRequest{OrgID: acme,
+		DirectoryURL:   strings.TrimRight(tok.InstanceURL, "/") + "/services/scim/v2",
+		DirectoryToken: store.Secret(tok.AccessToken.Reveal()), SlackToken: store.Secret(r.AuthedUser.AccessToken)}); err != nil {
+		e.t.Fatal(err)
+	}
 }
