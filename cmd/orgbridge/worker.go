@@ -133,7 +133,14 @@ func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb *red
 		return err
 	}
 	d := workerDeps{cfg: cfg, nc: nc, js: js, rdb: rdb, log: log, reg: reg}
-	runner, err := bus.NewRunner(js, log, reg, bus.RunnerConfig{ShutdownTimeout: cfg.ShutdownTimeout})
+	// Every worker keeps its state in Redis: while it does not answer, the
+	// runner pauses and holds messages instead of spending their deliveries.
+	runner, err := bus.NewRunner(js, log, reg, bus.RunnerConfig{
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Dependencies: []bus.Dependency{{Name: "redis", Probe: func(ctx context.Context) error {
+			return rdb.Ping(ctx).Err()
+		}}},
+	})
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,8 @@ const (
 	// DefaultCaptureDurable is the durable consumer on the DLQ stream that turns
 	// MAX_DELIVERIES advisories into dead letters. Every runner shares it.
 	DefaultCaptureDurable = "orgbridge-max-deliveries"
+	DefaultProbeInterval  = time.Second
+	DefaultProbeTimeout   = 2 * time.Second
 )
 
 // ConsumerConfig describes one durable pull consumer and how the runner drives
@@ -211,6 +213,19 @@ type RunnerConfig struct {
 	DisableMaxDeliveriesCapture bool
 	// CaptureDurable names the capture consumer (default [DefaultCaptureDurable]).
 	CaptureDurable string
+	// Dependencies are what handlers cannot work without (Redis). They are
+	// probed every ProbeInterval and after every retryable handler failure,
+	// along with the runner's own NATS connection. While one does not answer,
+	// an outage is not a bad message: the runner stops pulling, and a handler
+	// failure while a probe fails holds its message (heartbeated, its delivery
+	// unspent) until the probes pass, then runs the handler again. Only
+	// failures with every dependency answering count toward MaxDeliver.
+	Dependencies []Dependency
+	// ProbeInterval is how often dependencies are probed (default 1s), also
+	// how soon consumption resumes after an outage.
+	ProbeInterval time.Duration
+	// ProbeTimeout bounds one probe (default 2s); a slower answer is a failure.
+	ProbeTimeout time.Duration
 }
 
 func (c RunnerConfig) withDefaults() RunnerConfig {
@@ -222,6 +237,12 @@ func (c RunnerConfig) withDefaults() RunnerConfig {
 	}
 	if c.CaptureDurable == "" {
 		c.CaptureDurable = DefaultCaptureDurable
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = DefaultProbeTimeout
 	}
 	return c
 }
@@ -236,6 +257,22 @@ func (c RunnerConfig) Validate() error {
 		return errors.New("runner publish timeout is negative")
 	case !validName(c.CaptureDurable):
 		return fmt.Errorf("capture durable %q is not a valid consumer name", c.CaptureDurable)
+	case c.ProbeInterval < 0:
+		return errors.New("runner probe interval is negative")
+	case c.ProbeTimeout < 0:
+		return errors.New("runner probe timeout is negative")
+	}
+	seen := map[string]bool{"nats": true}
+	for _, d := range c.Dependencies {
+		switch {
+		case d.Name == "":
+			return errors.New("runner dependency without a name")
+		case seen[d.Name]:
+			return fmt.Errorf("runner dependency %q listed twice (nats is always probed)", d.Name)
+		case d.Probe == nil:
+			return fmt.Errorf("runner dependency %q has no probe", d.Name)
+		}
+		seen[d.Name] = true
 	}
 	return nil
 }

@@ -15,6 +15,11 @@
 //     timeout): JetStream redelivers after AckWait, and once MaxDeliver is used
 //     up the server publishes a MAX_DELIVERIES advisory. The DLQ stream stores
 //     those, and every [Runner] captures them into proper dead letters.
+//   - a retryable error while a dependency is unreachable ([RunnerConfig.Dependencies],
+//     or the NATS connection): no outcome yet. JetStream counts every delivery
+//     toward MaxDeliver, so the runner stops pulling and keeps the message's
+//     delivery (InProgress) until the probes pass, then runs the handler again.
+//     An outage spends no deliveries; see [RunnerConfig.Dependencies].
 //
 // Handlers must be safe to run twice: redeliveries and replays happen. See
 // [Idempotent] and [IdempotentExternal], and store.ApplyOnce for effects inside

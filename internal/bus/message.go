@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -45,6 +46,7 @@ type Message struct {
 
 	msg        jetstream.Msg
 	maxDeliver int
+	hb         *heartbeat // nil outside the runner
 }
 
 func newMessage(jm jetstream.Msg, maxDeliver int) (*Message, error) {
@@ -112,12 +114,17 @@ const (
 	outcomeAck        outcome = "ack"
 	outcomeRetry      outcome = "retry"
 	outcomeDeadLetter outcome = "dead_letter"
+	// outcomeHandBack: the runner shut down while the message waited for a
+	// dependency; it is handed back for another replica.
+	outcomeHandBack outcome = "hand_back"
 )
 
 func classify(m *Message, err error) outcome {
 	switch {
 	case err == nil:
 		return outcomeAck
+	case errors.As(err, new(*handBackError)):
+		return outcomeHandBack
 	case IsPermanent(err) || m.LastDelivery():
 		return outcomeDeadLetter
 	default:

@@ -71,6 +71,8 @@ func Logging(base *slog.Logger) Middleware {
 				l.Warn("handler failed; will retry", took, slog.Any("error", err))
 			case outcomeDeadLetter:
 				l.Error("handler failed; dead-lettering", took, slog.Any("error", err), slog.Bool("permanent", IsPermanent(err)))
+			case outcomeHandBack:
+				l.Info("shutting down while a dependency is unavailable; message handed back", took, slog.Any("error", err))
 			}
 			return err
 		}
@@ -126,6 +128,8 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec
 	deadLetters  *prometheus.CounterVec
 	settleErrors *prometheus.CounterVec
+	dependencyUp *prometheus.GaugeVec
+	holds        *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them on reg (nil: not
@@ -150,6 +154,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "orgbridge_bus_settle_errors_total",
 			Help: "Failures to ack, nak, term or dead-letter a message, by consumer and action.",
 		}, []string{"consumer", "action"}),
+		dependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "orgbridge_bus_dependency_up",
+			Help: "Whether a dependency handlers need answered its last probe (1) or not (0); at 0 consumption is paused.",
+		}, []string{"dependency"}),
+		holds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orgbridge_bus_outage_holds_total",
+			Help: "Handler failures during a dependency outage that held the message instead of spending a delivery, by consumer.",
+		}, []string{"consumer"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -165,6 +177,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.settleErrors, err = register(reg, m.settleErrors); err != nil {
+		return nil, err
+	}
+	if m.dependencyUp, err = register(reg, m.dependencyUp); err != nil {
+		return nil, err
+	}
+	if m.holds, err = register(reg, m.holds); err != nil {
 		return nil, err
 	}
 	return m, nil

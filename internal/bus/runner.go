@@ -23,6 +23,10 @@ type Runner struct {
 	log     *slog.Logger
 	metrics *Metrics
 	cfg     RunnerConfig
+	gate    *gate
+	// stopping is closed when the shutdown begins: held messages stop waiting.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 
 	mu      sync.Mutex
 	regs    []*registration
@@ -50,12 +54,24 @@ func NewRunner(js jetstream.JetStream, logger *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{js: js, log: logger, metrics: m, cfg: cfg.withDefaults()}, nil
+	cfg = cfg.withDefaults()
+	var deps []probe
+	if nc := js.Conn(); nc != nil {
+		deps = append(deps, natsDependency(nc))
+	}
+	for _, d := range cfg.Dependencies {
+		deps = append(deps, newProbe(d, true))
+	}
+	return &Runner{
+		js: js, log: logger, metrics: m, cfg: cfg,
+		gate:     newGate(deps, cfg.ProbeInterval, cfg.ProbeTimeout, logger, m),
+		stopping: make(chan struct{}),
+	}, nil
 }
 
 // Register adds a consumer and its handler. The runner wraps h in its standard
-// chain (Logging, Metrics, Recover, Timeout(HandlerTimeout), replay filtering)
-// and then mws, the first outermost.
+// chain (Logging, Metrics, Recover, holding through dependency outages,
+// Timeout(HandlerTimeout), replay filtering) and then mws, the first outermost.
 func (r *Runner) Register(cfg ConsumerConfig, h Handler, mws ...Middleware) error {
 	if h == nil {
 		return errors.New("bus: Register needs a handler")
@@ -82,7 +98,7 @@ func (r *Runner) Register(cfg ConsumerConfig, h Handler, mws ...Middleware) erro
 }
 
 func (r *Runner) wrap(cfg ConsumerConfig, h Handler, mws []Middleware) Handler {
-	std := []Middleware{Logging(r.log), r.metrics.Middleware(), Recover(), Timeout(cfg.HandlerTimeout), skipReplays}
+	std := []Middleware{Logging(r.log), r.metrics.Middleware(), Recover(), r.holdThroughOutages, Timeout(cfg.HandlerTimeout), skipReplays}
 	return chain(h, append(std, mws...)...)
 }
 
@@ -94,6 +110,10 @@ func (r *Runner) wrap(cfg ConsumerConfig, h Handler, mws []Middleware) Handler {
 // messages left unacknowledged (JetStream redelivers them), and Run returns
 // [ErrShutdownTimeout]. A graceful shutdown returns nil. Run also returns, after
 // the same shutdown, when a consumer is deleted under it.
+//
+// While one of [RunnerConfig.Dependencies] does not answer, Run drains its
+// consumers so that nothing more is delivered, and resumes them once the
+// probes pass again.
 func (r *Runner) Run(ctx context.Context) error {
 	r.mu.Lock()
 	if r.started {
@@ -113,6 +133,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	// Handlers outlive ctx during the drain; abort ends them at the deadline.
 	handlerCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
 	defer abort()
+	probeCtx, stopProbes := context.WithCancel(ctx)
+	probing := make(chan struct{})
+	go func() { defer close(probing); r.gate.run(probeCtx) }()
+	defer func() { stopProbes(); <-probing }()
 	fatal := make(chan error, len(regs))
 	runs := make([]*consumerRun, 0, len(regs))
 	var startErr error
@@ -124,13 +148,33 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		runs = append(runs, run)
 	}
-	if startErr == nil {
+wait:
+	for startErr == nil {
 		select {
 		case <-ctx.Done():
+			break wait
 		case startErr = <-fatal:
+		case <-r.gate.changed:
+			startErr = r.follow(runs)
 		}
 	}
 	return errors.Join(startErr, r.shutdown(runs, abort))
+}
+
+// follow pauses every consumer while a dependency is down and resumes them
+// when it is back.
+func (r *Runner) follow(runs []*consumerRun) error {
+	paused := r.gate.isPaused()
+	for _, run := range runs {
+		if paused {
+			run.pause()
+			continue
+		}
+		if err := run.resume(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Runner) start(ctx, handlerCtx context.Context, reg *registration, fatal chan<- error) (*consumerRun, error) {
@@ -143,28 +187,42 @@ func (r *Runner) start(ctx, handlerCtx context.Context, reg *registration, fatal
 		cfg:        reg.cfg,
 		handler:    reg.handler,
 		handlerCtx: handlerCtx,
+		cons:       cons,
+		fatal:      fatal,
 		slots:      make(chan struct{}, reg.cfg.Concurrency),
 		stopping:   make(chan struct{}),
 		log:        r.log.With(slog.String("stream", reg.cfg.Stream), slog.String("consumer", reg.cfg.Durable)),
 	}
-	// Pull no more than the pool can start: a message waits in the client for at
-	// most one handler run, well inside AckWait (and it is heartbeated meanwhile).
-	run.cc, err = cons.Consume(run.receive,
-		jetstream.PullMaxMessages(reg.cfg.Concurrency),
+	cc, err := run.consume()
+	if err != nil {
+		return nil, err
+	}
+	run.mu.Lock()
+	run.cc = cc
+	run.mu.Unlock()
+	return run, nil
+}
+
+// consume starts pulling. Pull no more than the pool can start: a message
+// waits in the client for at most one handler run, well inside AckWait (and
+// it is heartbeated meanwhile).
+func (c *consumerRun) consume() (jetstream.ConsumeContext, error) {
+	cc, err := c.cons.Consume(c.receive,
+		jetstream.PullMaxMessages(c.cfg.Concurrency),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrBadRequest) {
 				select {
-				case fatal <- fmt.Errorf("bus: consumer %s on %s stopped: %w", reg.cfg.Durable, reg.cfg.Stream, err):
+				case c.fatal <- fmt.Errorf("bus: consumer %s on %s stopped: %w", c.cfg.Durable, c.cfg.Stream, err):
 				default:
 				}
 				return
 			}
-			run.log.Warn("consume error", slog.Any("error", err))
+			c.log.Warn("consume error", slog.Any("error", err))
 		}))
 	if err != nil {
-		return nil, fmt.Errorf("bus: consuming %s on %s: %w", reg.cfg.Durable, reg.cfg.Stream, err)
+		return nil, fmt.Errorf("bus: consuming %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 	}
-	return run, nil
+	return cc, nil
 }
 
 func (r *Runner) shutdown(runs []*consumerRun, abort context.CancelFunc) error {
@@ -172,18 +230,20 @@ func (r *Runner) shutdown(runs []*consumerRun, abort context.CancelFunc) error {
 	grace := time.NewTimer(r.cfg.ShutdownTimeout * 9 / 10)
 	defer grace.Stop()
 
+	r.stoppingOnce.Do(func() { close(r.stopping) })
 	for _, run := range runs {
 		run.stop()
 	}
 	idle := true
+closing:
 	for _, run := range runs {
-		select {
-		case <-run.cc.Closed():
-		case <-grace.C:
-			idle = false
-		}
-		if !idle {
-			break
+		for _, cc := range run.contexts() {
+			select {
+			case <-cc.Closed():
+			case <-grace.C:
+				idle = false
+				break closing
+			}
 		}
 	}
 	for _, run := range runs {
@@ -241,36 +301,61 @@ type consumerRun struct {
 	cfg        ConsumerConfig
 	handler    Handler
 	handlerCtx context.Context
-	cc         jetstream.ConsumeContext
+	cons       jetstream.Consumer
+	fatal      chan<- error
 	slots      chan struct{}
 	stopping   chan struct{}
 	aborted    atomic.Bool
 	log        *slog.Logger
 
 	mu       sync.Mutex
+	cc       jetstream.ConsumeContext   // the current one
+	drained  []jetstream.ConsumeContext // paused ones, maybe still draining
+	paused   bool
 	inflight int
 	closing  bool
 	idleCh   chan struct{}
 }
 
 // receive is the Consume callback. It blocks until a handler slot is free, so
-// the client pulls no further ahead than PullMaxMessages.
+// the client pulls no further ahead than PullMaxMessages; but not while a
+// dependency is down: the runner is then draining the consume to stop pulling,
+// and the drain must reach every buffered message so each is heartbeated (and
+// its delivery kept) instead of timing out in the client's buffer.
 func (c *consumerRun) receive(jm jetstream.Msg) {
-	hb := startHeartbeat(jm, c.cfg.heartbeatEvery(), c.cfg.HandlerTimeout)
+	hb := startHeartbeat(jm, c.cfg.heartbeatEvery(), c.cfg.HandlerTimeout, c.r.gate)
+	if !c.add() {
+		hb.stop()
+		c.handBack(jm)
+		return
+	}
 	select {
 	case c.slots <- struct{}{}:
+		go c.process(jm, hb)
 	case <-c.stopping:
-		hb.stop()
-		c.handBack(jm)
-		return
+		c.unstarted(jm, hb)
+	case <-c.r.gate.pausing():
+		hb.hold()
+		go c.await(jm, hb)
 	}
-	if !c.add() {
-		<-c.slots
-		hb.stop()
-		c.handBack(jm)
-		return
+}
+
+// await starts a message that arrived while a dependency was down once a slot
+// is free (the handler chain then waits for the dependency).
+func (c *consumerRun) await(jm jetstream.Msg, hb *heartbeat) {
+	select {
+	case c.slots <- struct{}{}:
+		c.process(jm, hb)
+	case <-c.stopping:
+		c.unstarted(jm, hb)
 	}
-	go c.process(jm, hb)
+}
+
+// unstarted hands back a message that was counted in flight but never started.
+func (c *consumerRun) unstarted(jm jetstream.Msg, hb *heartbeat) {
+	hb.stop()
+	c.handBack(jm)
+	c.done()
 }
 
 // handBack returns a message that was pulled but not started during shutdown,
@@ -293,6 +378,7 @@ func (c *consumerRun) process(jm jetstream.Msg, hb *heartbeat) {
 		_ = jm.Term()
 		return
 	}
+	m.hb = hb
 	hb.restart() // the handler gets its full HandlerTimeout of heartbeats
 	herr := c.handler(c.handlerCtx, m)
 	hb.stop()
@@ -320,6 +406,8 @@ func (c *consumerRun) settle(m *Message, jm jetstream.Msg, herr error) {
 		c.settleErr(m, "nak", jm.NakWithDelay(c.cfg.retryDelay(m.Deliveries, herr)))
 	case outcomeDeadLetter:
 		c.deadLetter(ctx, m, jm, herr)
+	case outcomeHandBack:
+		c.settleErr(m, "nak", jm.Nak())
 	}
 }
 
@@ -362,8 +450,60 @@ func (c *consumerRun) stop() {
 	c.mu.Lock()
 	c.closing = true
 	close(c.stopping)
+	cc := c.cc
 	c.mu.Unlock()
-	c.cc.Drain()
+	cc.Drain()
+}
+
+// pause stops pulling while a dependency is down: after the drain no pull
+// request is left on the server, so nothing more is delivered (and no
+// delivery counted) until resume.
+func (c *consumerRun) pause() {
+	c.mu.Lock()
+	if c.paused || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.paused = true
+	cc := c.cc
+	c.mu.Unlock()
+	c.log.Info("consumption paused while a dependency is unavailable")
+	cc.Drain()
+}
+
+// resume pulls again after pause.
+func (c *consumerRun) resume() error {
+	c.mu.Lock()
+	if !c.paused || c.closing {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	cc, err := c.consume()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	live := c.drained[:0]
+	for _, d := range append(c.drained, c.cc) {
+		select {
+		case <-d.Closed():
+		default:
+			live = append(live, d)
+		}
+	}
+	c.drained, c.cc, c.paused = live, cc, false
+	c.log.Info("consumption resumed")
+	return nil
+}
+
+// contexts are the consume contexts that may still deliver: the current one
+// and paused ones still draining.
+func (c *consumerRun) contexts() []jetstream.ConsumeContext {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append(append([]jetstream.ConsumeContext(nil), c.drained...), c.cc)
 }
 
 func (c *consumerRun) add() bool {
@@ -410,44 +550,70 @@ func (c *consumerRun) idle() <-chan struct{} {
 // heartbeat marks a message in progress every interval, from when it is
 // pulled until its handler returns, but for no longer than limit after the
 // handler started: a handler that ignores its ctx past HandlerTimeout is
-// treated as hung and its message redelivered.
+// treated as hung and its message redelivered, unless a dependency is down
+// (it is then waiting on it, not hung: the message is kept until the handler
+// returns and can be held). While the message is held for an unavailable
+// dependency there is no limit. A nil heartbeat (a [Message] built by a test)
+// does nothing.
 type heartbeat struct {
 	msg   jetstream.Msg
 	every time.Duration
 	limit time.Duration
+	gate  *gate
 
 	mu      sync.Mutex
 	timer   *time.Timer
-	until   time.Time
+	until   time.Time // zero: no limit
 	stopped bool
 }
 
-func startHeartbeat(msg jetstream.Msg, every, limit time.Duration) *heartbeat {
-	h := &heartbeat{msg: msg, every: every, limit: limit, until: time.Now().Add(limit)}
+func startHeartbeat(msg jetstream.Msg, every, limit time.Duration, g *gate) *heartbeat {
+	h := &heartbeat{msg: msg, every: every, limit: limit, gate: g, until: time.Now().Add(limit)}
+	h.mu.Lock() // the first beat may come before the timer is stored
 	h.timer = time.AfterFunc(every, h.beat)
+	h.mu.Unlock()
 	return h
 }
 
 func (h *heartbeat) beat() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.stopped || time.Now().After(h.until) {
+	if h.stopped {
+		return
+	}
+	if !h.until.IsZero() && time.Now().After(h.until) && (h.gate == nil || h.gate.isHealthy()) {
 		return
 	}
 	_ = h.msg.InProgress() // a lost beat only risks a redelivery
 	h.timer.Reset(h.every)
 }
 
-func (h *heartbeat) restart() {
+// restart gives the message limit more of heartbeats from now.
+func (h *heartbeat) restart() { h.extend(false) }
+
+// hold heartbeats the message until the next restart or stop, however long.
+func (h *heartbeat) hold() { h.extend(true) }
+
+func (h *heartbeat) extend(unlimited bool) {
+	if h == nil {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.until = time.Now().Add(h.limit)
+	if unlimited {
+		h.until = time.Time{}
+	} else {
+		h.until = time.Now().Add(h.limit)
+	}
 	if !h.stopped {
 		h.timer.Reset(h.every)
 	}
 }
 
 func (h *heartbeat) stop() {
+	if h == nil {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.stopped = true

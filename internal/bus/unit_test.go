@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,5 +160,52 @@ func TestLoggingAndRecover(t *testing.T) {
 	}
 	if LoggerFrom(context.Background()) == nil {
 		t.Fatal("LoggerFrom without a logger must not be nil")
+	}
+}
+
+func TestRunnerConfigDependencies(t *testing.T) {
+	ping := func(context.Context) error { return nil }
+	tests := []struct {
+		name    string
+		deps    []Dependency
+		wantErr string
+	}{
+		{name: "none"},
+		{name: "redis", deps: []Dependency{{Name: "redis", Probe: ping}}},
+		{name: "no name", deps: []Dependency{{Probe: ping}}, wantErr: "without a name"},
+		{name: "no probe", deps: []Dependency{{Name: "redis"}}, wantErr: "no probe"},
+		{name: "twice", deps: []Dependency{{Name: "redis", Probe: ping}, {Name: "redis", Probe: ping}}, wantErr: "twice"},
+		{name: "nats is the runner's own", deps: []Dependency{{Name: "nats", Probe: ping}}, wantErr: "twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := RunnerConfig{Dependencies: tt.deps}.Validate()
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("Validate = %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Validate = %v, want an error about %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// A probe that ignores its ctx (go-redis without ContextTimeoutEnabled) still
+// fails at ProbeTimeout, and is not called again while it hangs.
+func TestProbeIgnoringCtxTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	var calls atomic.Int32
+	p := newProbe(Dependency{Name: "stuck", Probe: func(context.Context) error { calls.Add(1); <-release; return nil }}, true)
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := p.run(ctx)
+		cancel()
+		if err == nil {
+			t.Fatal("a probe that never answered passed")
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the stuck probe was called %d times, want once", n)
 	}
 }

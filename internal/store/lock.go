@@ -17,6 +17,17 @@ import (
 // and Lua scripts that write under the lock check the token (see [Lock.Token] and
 // [ApplyOnce]), which fences out a former owner whose lock expired while it was
 // paused. Use [Key] for lock keys so they share the tenant's slot.
+//
+// Locker follows github.com/bsm/redislock's API (Obtain, Release, Refresh,
+// Token, ErrNotObtained) but deliberately is not built on it. What keeps two
+// holders from both writing is not the lock but the fencing: every write made
+// under a lock is a Lua script of ours that compares GET of the lock key with
+// [Lock.Token] in the same script. redislock's token only guards its own
+// release and refresh; it is not a fencing token (DESIGN.md), so with the
+// library that check would still be ours, plus [Lock.KeepAlive] (cancel the
+// work once a refresh finds the lock lost). What the library would replace is
+// one SET NX PX and two compare-and-act scripts: not worth a dependency.
+// Retries use backoff/v4 like the rest of the code ([Locker.ObtainWait]).
 type Locker struct {
 	rdb redis.Cmdable
 }

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,11 +104,28 @@ func (n *NATS) EnsureStreams(t testing.TB) {
 	}
 }
 
-// Redis is a redis-server child process and a client connected to it.
+// Redis is a redis-server child process and a client connected to it. A test
+// can take the server away and bring it back on the same address to play an
+// outage: [Redis.Stop] and [Redis.Restart] (a crash and a restart, data lost),
+// [Redis.Freeze] and [Redis.Thaw] (a hung server: connections open, no answers).
 type Redis struct {
 	Client *redis.Client
 	Addr   string
+
+	bin, dir string
+	port     int
+	mu       sync.Mutex
+	proc     *redisProc // nil while stopped
+}
+
+type redisProc struct {
 	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func (p *redisProc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
 }
 
 // URL is the redis:// URL of the server.
@@ -121,41 +140,99 @@ func StartRedis(t testing.TB) *Redis {
 	if err != nil {
 		t.Fatalf("testenv: redis-server is not installed (run `make test`, which installs it with apt-get, or `apt-get install -y redis-server`): %v", err)
 	}
-	dir := t.TempDir()
+	r := &Redis{bin: bin, dir: t.TempDir()}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := FreePort()
 		if err != nil {
 			t.Fatalf("testenv: finding a free port: %v", err)
 		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		cmd := exec.Command(bin,
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir,
-			"--logfile", filepath.Join(dir, "redis.log"), "--protected-mode", "no")
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("testenv: starting redis-server: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		stop := func() { _ = cmd.Process.Kill(); <-exited }
-		client := redis.NewClient(&redis.Options{Addr: addr})
-		if err := waitRedis(client, exited, 10*time.Second); err != nil {
-			lastErr = err
-			_ = client.Close()
-			stop()
+		r.port = port
+		r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		r.Client = redis.NewClient(&redis.Options{Addr: r.Addr})
+		if lastErr = r.start(); lastErr != nil {
+			_ = r.Client.Close()
 			continue // most likely the port was taken between FreePort and bind
 		}
-		r := &Redis{Client: client, Addr: addr, cmd: cmd}
 		t.Cleanup(func() {
-			_ = client.Close()
-			stop()
+			_ = r.Client.Close()
+			r.Stop()
 		})
 		return r
 	}
-	log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+	log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
 	t.Fatalf("testenv: redis-server did not start: %v\n%s", lastErr, log)
 	return nil
+}
+
+// start runs redis-server on r's port and waits for it to answer PING.
+func (r *Redis) start() error {
+	cmd := exec.Command(r.bin,
+		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir,
+		"--logfile", filepath.Join(r.dir, "redis.log"), "--protected-mode", "no")
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting redis-server: %w", err)
+	}
+	p := &redisProc{cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	if err := waitRedis(r.Client, p.exited, 10*time.Second); err != nil {
+		p.kill()
+		return err
+	}
+	r.mu.Lock()
+	r.proc = p
+	r.mu.Unlock()
+	return nil
+}
+
+// Stop kills the server (SIGKILL, as a crash would) and waits for it to exit;
+// clients then get connection refused. It is safe to call when stopped.
+func (r *Redis) Stop() {
+	r.mu.Lock()
+	p := r.proc
+	r.proc = nil
+	r.mu.Unlock()
+	if p != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGCONT) // a frozen server cannot exit otherwise
+		p.kill()
+	}
+}
+
+// Restart starts the server again on the same address after [Redis.Stop], with
+// no data (persistence is off), and waits until it answers.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.mu.Lock()
+	running := r.proc != nil
+	r.mu.Unlock()
+	if running {
+		t.Fatalf("testenv: Restart of a running redis-server")
+	}
+	if err := r.start(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
+		t.Fatalf("testenv: restarting redis-server on %s: %v\n%s", r.Addr, err, log)
+	}
+}
+
+// Freeze suspends the server (SIGSTOP): connections stay open and nothing is
+// answered, so clients time out, as with a hung or partitioned server.
+func (r *Redis) Freeze(t testing.TB) { r.signal(t, syscall.SIGSTOP) }
+
+// Thaw resumes a server [Redis.Freeze] suspended.
+func (r *Redis) Thaw(t testing.TB) { r.signal(t, syscall.SIGCONT) }
+
+func (r *Redis) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	r.mu.Lock()
+	p := r.proc
+	r.mu.Unlock()
+	if p == nil {
+		t.Fatalf("testenv: redis-server is stopped")
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("testenv: signalling redis-server: %v", err)
+	}
 }
 
 func waitRedis(c *redis.Client, exited <-chan struct{}, within time.Duration) error {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/slack-go/slack"
 
 	"github.com/orgbridge/orgbridge/events"
@@ -323,32 +324,45 @@ func (w *Worker) SlackUsers(ctx context.Context, ws string) (map[string]bool, er
 	return users, nil
 }
 
-// retryRateLimited waits out a Slack rate limit of at most 30 s: true when
-// the call should be retried, false when err is something else.
-func retryRateLimited(ctx context.Context, err error) (bool, error) {
-	var rl *slack.RateLimitedError
-	if !errors.As(err, &rl) || rl.RetryAfter > 30*time.Second {
-		return false, nil
-	}
-	select {
-	case <-ctx.Done():
-		return false, ctx.Err()
-	case <-time.After(rl.RetryAfter):
-		return true, nil
-	}
+// maxRateLimitWait is the longest Slack rate limit a listing waits out inside
+// its handler; a longer one is returned, and the bus redelivers the message
+// after its Retry-After.
+const maxRateLimitWait = 30 * time.Second
+
+// paced runs call, and runs it again after each Slack rate limit of at most
+// [maxRateLimitWait], once the Retry-After the 429 named has passed, until it
+// answers something else or ctx ends (then ctx's error).
+func paced(ctx context.Context, call func() error) error {
+	wait := &retryAfter{}
+	return backoff.Retry(func() error {
+		err := call()
+		var rl *slack.RateLimitedError
+		if errors.As(err, &rl) && rl.RetryAfter <= maxRateLimitWait {
+			wait.next = rl.RetryAfter
+			return err
+		}
+		return backoff.Permanent(err) // nil stays nil
+	}, backoff.WithContext(wait, ctx))
 }
+
+// retryAfter is the [backoff.BackOff] of rate limits: the next wait is what
+// the last 429 asked for.
+type retryAfter struct{ next time.Duration }
+
+func (r *retryAfter) NextBackOff() time.Duration { return r.next }
+func (r *retryAfter) Reset()                     {}
 
 // orgTeams lists the workspaces of org-wide install ent with auth.teams.list.
 func orgTeams(ctx context.Context, c *slack.Client, ent string) ([]string, error) {
 	var teams []string
 	cursor := ""
 	for {
-		page, next, err := c.ListTeamsContext(ctx, slack.ListTeamsParameters{Limit: 1000, Cursor: cursor})
-		if retry, werr := retryRateLimited(ctx, err); werr != nil {
-			return nil, werr
-		} else if retry {
-			continue
-		}
+		var page []slack.Team
+		var next string
+		err := paced(ctx, func() (err error) {
+			page, next, err = c.ListTeamsContext(ctx, slack.ListTeamsParameters{Limit: 1000, Cursor: cursor})
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("listing the workspaces of %s: %w", ent, err)
 		}
@@ -373,13 +387,10 @@ func listSlackUsers(ctx context.Context, c *slack.Client, ws, team string, users
 	}
 	p := c.GetUsersPaginated(opts...)
 	for {
-		var err error
-		p, err = p.Next(ctx)
-		if retry, werr := retryRateLimited(ctx, err); werr != nil {
-			return werr
-		} else if retry {
-			continue
-		}
+		err := paced(ctx, func() (err error) {
+			p, err = p.Next(ctx)
+			return err
+		})
 		if err != nil {
 			if p.Done(err) {
 				return nil

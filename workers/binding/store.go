@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orgbridge/orgbridge/internal/store"
@@ -204,16 +205,17 @@ func (s *Store) Stash(ctx context.Context, scope, flow, aad string, v any) error
 	}
 	raw, _ := json.Marshal(sealed)
 	var ok bool
-	for attempt := range 3 { // the code is spent: losing its tokens loses the flow
-		ok, err = s.rdb.SetNX(context.WithoutCancel(ctx), kStash(scope, flow), raw, StashTTL).Result()
-		if err == nil {
-			break
-		}
-		if attempt < 2 {
-			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
-		}
-	}
+	var last error
+	err = backoff.Retry(func() error {
+		// The code is spent: losing its tokens loses the flow, so the write
+		// itself is not cut short by ctx; the retries are.
+		ok, last = s.rdb.SetNX(context.WithoutCancel(ctx), kStash(scope, flow), raw, StashTTL).Result()
+		return last
+	}, stashBackOff(ctx))
 	if err != nil {
+		if last != nil && !errors.Is(err, last) {
+			err = errors.Join(last, err) // ctx ended: say what the write met, too
+		}
 		return fmt.Errorf("binding: stashing the tokens of flow %s: %w", flow, err)
 	}
 	if !ok {
@@ -221,6 +223,17 @@ func (s *Store) Stash(ctx context.Context, scope, flow, aad string, v any) error
 		return err
 	}
 	return nil
+}
+
+// stashBackOff is how [Store.Stash] retries a failed write: three tries,
+// about 100 ms then 200 ms apart, and none once ctx ends.
+func stashBackOff(ctx context.Context) backoff.BackOff {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(time.Second),
+		backoff.WithMaxElapsedTime(0),
+	)
+	return backoff.WithContext(backoff.WithMaxRetries(b, 2), ctx)
 }
 
 // Stashed reads the stash of flow into v; false when there is none.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/slack-go/slack"
 
 	"github.com/orgbridge/orgbridge/internal/slackapi"
@@ -88,22 +89,27 @@ func (t *Tokens) Refresh(ctx context.Context, app, ent, team string) (bool, erro
 	return refreshed, err
 }
 
-// saveRotated saves freshly rotated tokens, retrying a failed save a few
-// times; ctx is not cancelled by the caller's shutdown (only by losing the lock).
+// saveRotated saves freshly rotated tokens, trying five times about 200 ms,
+// 400 ms, 800 ms, 1 s apart; ctx is not cancelled by the caller's shutdown
+// (only by losing the lock). It returns the last save's error.
 func (t *Tokens) saveRotated(ctx context.Context, in *store.Installation, lock *store.Lock) error {
-	var err error
-	for attempt := range 5 {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(200*time.Millisecond),
+		backoff.WithMaxInterval(time.Second),
+		backoff.WithMaxElapsedTime(0),
+	)
+	var last error
+	err := backoff.Retry(func() error {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = t.Installations.SaveFenced(sctx, in, lock)
-		cancel()
-		if err == nil || errors.Is(err, store.ErrLockNotHeld) || ctx.Err() != nil {
-			return err
+		defer cancel()
+		last = t.Installations.SaveFenced(sctx, in, lock)
+		if errors.Is(last, store.ErrLockNotHeld) {
+			return backoff.Permanent(last)
 		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
-		}
+		return last
+	}, backoff.WithContext(backoff.WithMaxRetries(b, 4), ctx))
+	if err != nil && last != nil {
+		return last
 	}
 	return err
 }
