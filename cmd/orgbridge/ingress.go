@@ -13,11 +13,12 @@ import (
 	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/internal/bus"
 	"github.com/orgbridge/orgbridge/internal/config"
+	"github.com/orgbridge/orgbridge/internal/console"
+	"github.com/orgbridge/orgbridge/internal/httpx"
 	"github.com/orgbridge/orgbridge/internal/ingress"
+	"github.com/orgbridge/orgbridge/internal/orgapi"
 	"github.com/orgbridge/orgbridge/internal/store"
 	"github.com/orgbridge/orgbridge/internal/telemetry"
-	"github.com/orgbridge/orgbridge/internal/console"
-	"github.com/orgbridge/orgbridge/internal/orgapi"
 	"github.com/orgbridge/orgbridge/workers/binding"
 	"github.com/orgbridge/orgbridge/workers/mapping"
 	"github.com/orgbridge/orgbridge/workers/provisioning"
@@ -120,8 +121,8 @@ func mountOAuthAndAdmin(srv *ingress.Server, d workerDeps) error {
 		return err
 	}
 	token := d.cfg.AdminToken.Reveal()
-	bindingAdmin := ingress.AdminOnly(token, bw.AdminHandler())
-	mappingAdmin := ingress.AdminOnly(token, mw.(*mapping.Worker).AdminHandler())
+	bindingAdmin := httpx.AdminOnly(token, bw.AdminHandler())
+	mappingAdmin := httpx.AdminOnly(token, mw.(*mapping.Worker).AdminHandler())
 	srv.Mount("/admin/api/installations", bindingAdmin)
 	srv.Mount("/admin/api/bindings/", bindingAdmin)
 	srv.Mount("/admin/api/mappings", mappingAdmin)
@@ -130,7 +131,7 @@ func mountOAuthAndAdmin(srv *ingress.Server, d workerDeps) error {
 	if err != nil {
 		return err
 	}
-	disconnectAdmin := ingress.AdminOnly(token, dw.AdminHandler())
+	disconnectAdmin := httpx.AdminOnly(token, dw.AdminHandler())
 	srv.Mount("/admin/api/disconnects", disconnectAdmin)
 	srv.Mount("/admin/api/disconnects/", disconnectAdmin)
 	pw, err := newProvisioningWorker(d)
@@ -145,7 +146,7 @@ func mountOAuthAndAdmin(srv *ingress.Server, d workerDeps) error {
 		SlackClientID: d.cfg.Slack.ClientID, Org: provOrg, States: store.NewOAuthStates(d.rdb, keys),
 		ReturnURL: func(org string) string { return d.cfg.PublicURL + console.Prefix + "orgs/" + org + "/provisioning" }})
 	srv.Mount("/provisioning/", pages)
-	srv.Mount("/admin/api/provisioning/", ingress.AdminOnly(token, pw.AdminHandler(start)))
+	srv.Mount("/admin/api/provisioning/", httpx.AdminOnly(token, pw.AdminHandler(start)))
 
 	consoleOrg, err := orgapi.New(orgapi.Config{BaseURL: d.cfg.Org.LoginURL, ClientID: d.cfg.Org.ClientID,
 		ClientSecret: orgapi.Secret(d.cfg.Org.ClientSecret.Reveal()), RedirectURL: d.cfg.PublicURL + console.Prefix + "auth/callback"})

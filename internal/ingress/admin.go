@@ -1,38 +1,24 @@
 package ingress
 
 import (
-	"crypto/subtle"
-	"encoding/json"
 	"net/http"
-	"strings"
+
+	"github.com/orgbridge/orgbridge/internal/httpx"
 )
 
-// AdminOnly guards h with `Authorization: Bearer <token>`: 401 without it or with
-// a wrong one. An empty token turns the admin API off (every request 401s), so a
-// deployment that forgot to set one is closed, not open.
-func AdminOnly(token string, h http.Handler) http.Handler {
-	want := []byte("Bearer " + token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="orgbridge admin"`)
-			WriteJSONError(w, http.StatusUnauthorized, "unauthorized",
-				"send Authorization: Bearer <ORGBRIDGE_ADMIN_TOKEN>")
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
+// AdminOnly is [httpx.AdminOnly].
+//
+// Deprecated: use [httpx.AdminOnly]; workers must not import the ingress.
+func AdminOnly(token string, h http.Handler) http.Handler { return httpx.AdminOnly(token, h) }
 
-// WriteJSON answers with v as JSON.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+// WriteJSON is [httpx.WriteJSON].
+//
+// Deprecated: use [httpx.WriteJSON].
+func WriteJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
 
-// WriteJSONError answers with the admin API's error shape:
-// {"error": code, "message": what happened and what to do}.
+// WriteJSONError is [httpx.WriteJSONError].
+//
+// Deprecated: use [httpx.WriteJSONError].
 func WriteJSONError(w http.ResponseWriter, status int, code, message string) {
-	WriteJSON(w, status, map[string]string{"error": code, "message": strings.TrimSpace(message)})
+	httpx.WriteJSONError(w, status, code, message)
 }

@@ -3,10 +3,10 @@ package binding
 import (
 	"net/http"
 
-	"github.com/orgbridge/orgbridge/internal/ingress"
+	"github.com/orgbridge/orgbridge/internal/httpx"
 )
 
-// AdminHandler serves the binding admin API (mount it behind ingress.AdminOnly):
+// AdminHandler serves the binding admin API (mount it behind httpx.AdminOnly):
 //
 //	GET /admin/api/installations                       every install, without tokens
 //	GET /admin/api/bindings/{team_or_enterprise_id}    the binding, its history and the apps installed
@@ -15,25 +15,25 @@ func (w *Worker) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /admin/api/installations", func(rw http.ResponseWriter, r *http.Request) {
 		list, err := w.cfg.Installations.List(r.Context())
 		if err != nil {
-			ingress.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
+			httpx.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
 			return
 		}
-		ingress.WriteJSON(rw, http.StatusOK, map[string]any{"installations": list})
+		httpx.WriteJSON(rw, http.StatusOK, map[string]any{"installations": list})
 	})
 	mux.HandleFunc("GET /admin/api/bindings/{id}", func(rw http.ResponseWriter, r *http.Request) {
 		ws := r.PathValue("id")
 		b, err := w.cfg.Bindings.Get(r.Context(), ws)
 		if err != nil {
-			ingress.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
+			httpx.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
 			return
 		}
 		apps, err := w.cfg.Installations.AppsAt(r.Context(), ws)
 		if err != nil {
-			ingress.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
+			httpx.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
 			return
 		}
 		if b == nil {
-			ingress.WriteJSONError(rw, http.StatusNotFound, "not_bound",
+			httpx.WriteJSONError(rw, http.StatusNotFound, "not_bound",
 				ws+" is not connected to an org (apps installed: "+itoa(len(apps))+"); a user connects it by running "+w.cfg.PlatformCommand+" connect")
 			return
 		}
@@ -41,7 +41,7 @@ func (w *Worker) AdminHandler() http.Handler {
 		if p, err := w.cfg.Bindings.History(r.Context(), ws, b.OrgID); err == nil && p != nil {
 			history = append(history, map[string]any{"org_id": b.OrgID, "first_connected_by": p})
 		}
-		ingress.WriteJSON(rw, http.StatusOK, map[string]any{"binding": b, "history": history, "apps": apps})
+		httpx.WriteJSON(rw, http.StatusOK, map[string]any{"binding": b, "history": history, "apps": apps})
 	})
 	return mux
 }

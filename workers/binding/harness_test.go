@@ -20,6 +20,7 @@ import (
 	"github.com/orgbridge/orgbridge/internal/bus"
 	orgemu "github.com/orgbridge/orgbridge/internal/emulator/org"
 	slackemu "github.com/orgbridge/orgbridge/internal/emulator/slack"
+	"github.com/orgbridge/orgbridge/internal/httpx"
 	"github.com/orgbridge/orgbridge/internal/ingress"
 	"github.com/orgbridge/orgbridge/internal/orgapi"
 	"github.com/orgbridge/orgbridge/internal/slackapi"
@@ -117,7 +118,7 @@ func startEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle("/admin/api/", ingress.AdminOnly("admin-token", adminMux(e.binding, e.mapping)))
+	mux.Handle("/admin/api/", httpx.AdminOnly("admin-token", adminMux(e.binding, e.mapping)))
 	runner, err := bus.NewRunner(e.nats.JS, testLogger(t), nil, bus.RunnerConfig{})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/orgbridge/orgbridge/events"
-	"github.com/orgbridge/orgbridge/internal/ingress"
+	"github.com/orgbridge/orgbridge/internal/httpx"
 )
 
 // adminHandler serves, under /admin/api/disconnects:
@@ -19,7 +19,7 @@ import (
 //	GET  /admin/api/disconnects/{id}       → {"request": {...}, "audit": [...]}
 //	GET  /admin/api/disconnects/audit      ?since=&enterprise=&request_id=&format=jsonl|csv
 //
-// Mount it behind ingress.AdminOnly.
+// Mount it behind httpx.AdminOnly.
 func (w *Worker) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /admin/api/disconnects", w.adminCreate)
@@ -32,25 +32,25 @@ func (w *Worker) adminHandler() http.Handler {
 func (w *Worker) adminCreate(rw http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, 64<<10))
 	if err != nil {
-		ingress.WriteJSONError(rw, http.StatusRequestEntityTooLarge, "too_large", "the request body is over 64 KiB")
+		httpx.WriteJSONError(rw, http.StatusRequestEntityTooLarge, "too_large", "the request body is over 64 KiB")
 		return
 	}
 	var req events.DisconnectRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		ingress.WriteJSONError(rw, http.StatusBadRequest, events.DisconnectErrInvalidRequest, "the body is not a JSON disconnect request: "+err.Error())
+		httpx.WriteJSONError(rw, http.StatusBadRequest, events.DisconnectErrInvalidRequest, "the body is not a JSON disconnect request: "+err.Error())
 		return
 	}
 	req, err = PublishRequest(r.Context(), w.js, req)
 	var re *events.DisconnectRequestError
 	switch {
 	case errors.As(err, &re):
-		ingress.WriteJSONError(rw, http.StatusBadRequest, re.Code, re.Error())
+		httpx.WriteJSONError(rw, http.StatusBadRequest, re.Code, re.Error())
 		return
 	case err != nil:
-		ingress.WriteJSONError(rw, http.StatusServiceUnavailable, "not_queued", "could not queue the request ("+err.Error()+"); try again")
+		httpx.WriteJSONError(rw, http.StatusServiceUnavailable, "not_queued", "could not queue the request ("+err.Error()+"); try again")
 		return
 	}
-	ingress.WriteJSON(rw, http.StatusAccepted, map[string]any{"request_id": req.RequestID, "enterprise_id": req.EnterpriseID,
+	httpx.WriteJSON(rw, http.StatusAccepted, map[string]any{"request_id": req.RequestID, "enterprise_id": req.EnterpriseID,
 		"status_url": "/admin/api/disconnects/" + req.RequestID})
 }
 
@@ -60,46 +60,46 @@ func (w *Worker) adminList(rw http.ResponseWriter, r *http.Request) {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 10000 {
-			ingress.WriteJSONError(rw, http.StatusBadRequest, "invalid_limit", "limit must be a number from 1 to 10000")
+			httpx.WriteJSONError(rw, http.StatusBadRequest, "invalid_limit", "limit must be a number from 1 to 10000")
 			return
 		}
 		limit = n
 	}
 	recs, err := w.store.List(r.Context(), ListFilter{EnterpriseID: q.Get("enterprise"), State: events.DisconnectState(q.Get("state")), Limit: limit})
 	if err != nil {
-		ingress.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
+		httpx.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
 		return
 	}
 	if recs == nil {
 		recs = []Record{}
 	}
-	ingress.WriteJSON(rw, http.StatusOK, map[string]any{"requests": recs})
+	httpx.WriteJSON(rw, http.StatusOK, map[string]any{"requests": recs})
 }
 
 func (w *Worker) adminGet(rw http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	rec, err := w.store.Find(r.Context(), id)
 	if errors.Is(err, ErrNotFound) {
-		ingress.WriteJSONError(rw, http.StatusNotFound, "not_found", "no disconnect request "+id)
+		httpx.WriteJSONError(rw, http.StatusNotFound, "not_found", "no disconnect request "+id)
 		return
 	}
 	if err != nil {
-		ingress.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
+		httpx.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
 		return
 	}
 	trail, err := w.store.Audit(r.Context(), AuditFilter{EnterpriseID: rec.EnterpriseID, RequestID: id})
 	if err != nil {
-		ingress.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
+		httpx.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
 		return
 	}
-	ingress.WriteJSON(rw, http.StatusOK, map[string]any{"request": rec, "audit": trail})
+	httpx.WriteJSON(rw, http.StatusOK, map[string]any{"request": rec, "audit": trail})
 }
 
 func (w *Worker) adminAudit(rw http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	since, err := ParseSince(q.Get("since"), time.Now())
 	if err != nil {
-		ingress.WriteJSONError(rw, http.StatusBadRequest, "invalid_since", err.Error())
+		httpx.WriteJSONError(rw, http.StatusBadRequest, "invalid_since", err.Error())
 		return
 	}
 	format := q.Get("format")
@@ -107,12 +107,12 @@ func (w *Worker) adminAudit(rw http.ResponseWriter, r *http.Request) {
 		format = FormatJSONL
 	}
 	if format != FormatJSONL && format != FormatCSV {
-		ingress.WriteJSONError(rw, http.StatusBadRequest, "invalid_format", "format must be jsonl or csv")
+		httpx.WriteJSONError(rw, http.StatusBadRequest, "invalid_format", "format must be jsonl or csv")
 		return
 	}
 	entries, err := w.store.Audit(r.Context(), AuditFilter{Since: since, EnterpriseID: q.Get("enterprise"), RequestID: q.Get("request_id")})
 	if err != nil {
-		ingress.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
+		httpx.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
 		return
 	}
 	if format == FormatCSV {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orgbridge/orgbridge/internal/ingress"
+	"github.com/orgbridge/orgbridge/internal/httpx"
 )
 
 // Import results, one per row.
@@ -205,7 +205,7 @@ func (w *Worker) importRow(ctx context.Context, r ImportRow, dirs map[string]*sl
 	return ResultRetry, "the mapping could not be stored now (" + err.Error() + "); import the row again later", ""
 }
 
-// AdminHandler serves the mappings admin API (mount it behind ingress.AdminOnly):
+// AdminHandler serves the mappings admin API (mount it behind httpx.AdminOnly):
 //
 //	GET    /admin/api/mappings?team=&org=&org_user=&slack_user=
 //	DELETE /admin/api/mappings/{id}
@@ -228,21 +228,21 @@ func filterFrom(r *http.Request) Filter {
 func (w *Worker) adminList(rw http.ResponseWriter, r *http.Request) {
 	list, err := w.cfg.Store.List(r.Context(), filterFrom(r))
 	if err != nil {
-		ingress.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
+		httpx.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
 		return
 	}
-	ingress.WriteJSON(rw, http.StatusOK, map[string]any{"mappings": list})
+	httpx.WriteJSON(rw, http.StatusOK, map[string]any{"mappings": list})
 }
 
 func (w *Worker) adminDelete(rw http.ResponseWriter, r *http.Request) {
 	m, err := w.cfg.Store.DeleteByID(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, ErrNotFound):
-		ingress.WriteJSONError(rw, http.StatusNotFound, "not_found", "no mapping has id "+r.PathValue("id")+"; list them with GET /admin/api/mappings")
+		httpx.WriteJSONError(rw, http.StatusNotFound, "not_found", "no mapping has id "+r.PathValue("id")+"; list them with GET /admin/api/mappings")
 	case err != nil:
-		ingress.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
+		httpx.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
 	default:
-		ingress.WriteJSON(rw, http.StatusOK, map[string]any{"deleted": m})
+		httpx.WriteJSON(rw, http.StatusOK, map[string]any{"deleted": m})
 	}
 }
 
@@ -254,7 +254,7 @@ func (w *Worker) adminImport(rw http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(rw).SetWriteDeadline(time.Now().Add(importWriteTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxImportBytes))
 	if err != nil {
-		ingress.WriteJSONError(rw, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("import bodies are capped at %d bytes; split the file", maxImportBytes))
+		httpx.WriteJSONError(rw, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("import bodies are capped at %d bytes; split the file", maxImportBytes))
 		return
 	}
 	var rows []ImportRow
@@ -267,7 +267,7 @@ func (w *Worker) adminImport(rw http.ResponseWriter, r *http.Request) {
 		rows, err = ParseCSV(bytes.NewReader(body))
 	}
 	if err != nil {
-		ingress.WriteJSONError(rw, http.StatusBadRequest, "bad_import", err.Error())
+		httpx.WriteJSONError(rw, http.StatusBadRequest, "bad_import", err.Error())
 		return
 	}
 	res := w.Import(r.Context(), rows)
@@ -280,17 +280,17 @@ func (w *Worker) adminImport(rw http.ResponseWriter, r *http.Request) {
 		// Nothing could be checked or stored: Slack or Redis is unavailable.
 		status = http.StatusServiceUnavailable
 	}
-	ingress.WriteJSON(rw, status, map[string]any{"results": res, "counts": counts})
+	httpx.WriteJSON(rw, status, map[string]any{"results": res, "counts": counts})
 }
 
 func (w *Worker) adminExport(rw http.ResponseWriter, r *http.Request) {
 	list, err := w.cfg.Store.List(r.Context(), filterFrom(r))
 	if err != nil {
-		ingress.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
+		httpx.WriteJSONError(rw, http.StatusInternalServerError, "store_error", err.Error())
 		return
 	}
 	if r.URL.Query().Get("format") == "json" {
-		ingress.WriteJSON(rw, http.StatusOK, list)
+		httpx.WriteJSON(rw, http.StatusOK, list)
 		return
 	}
 	rw.Header().Set("Content-Type", "text/csv; charset=utf-8")

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/orgbridge/orgbridge/events"
-	"github.com/orgbridge/orgbridge/internal/ingress"
+	"github.com/orgbridge/orgbridge/internal/httpx"
 )
 
 // IntegrationView is an integration as the admin API shows it: no secrets.
@@ -73,7 +73,7 @@ func (in *Integration) View() IntegrationView {
 //	POST /admin/api/provisioning/{org}/runs/{run}/approve      apply held deactivations
 //	POST /admin/api/provisioning/{org}/runs/{run}/reject       drop held deactivations
 //
-// Mount it behind ingress.AdminOnly.
+// Mount it behind httpx.AdminOnly.
 func (w *Worker) AdminHandler(connectURL func(org string, replace, wholeGrid bool) (string, error)) http.Handler {
 	mux := http.NewServeMux()
 	p := "/admin/api/provisioning/{org}"
@@ -87,22 +87,22 @@ func (w *Worker) AdminHandler(connectURL func(org string, replace, wholeGrid boo
 			return
 		}
 		if connectURL == nil {
-			ingress.WriteJSONError(rw, http.StatusServiceUnavailable, "connect_unavailable", "this process does not serve the connect pages")
+			httpx.WriteJSONError(rw, http.StatusServiceUnavailable, "connect_unavailable", "this process does not serve the connect pages")
 			return
 		}
 		u, err := connectURL(org, body.Replace, body.WholeGrid)
 		if err != nil {
-			ingress.WriteJSONError(rw, http.StatusInternalServerError, "connect_failed", err.Error())
+			httpx.WriteJSONError(rw, http.StatusInternalServerError, "connect_failed", err.Error())
 			return
 		}
-		ingress.WriteJSON(rw, http.StatusOK, map[string]string{"url": u})
+		httpx.WriteJSON(rw, http.StatusOK, map[string]string{"url": u})
 	}))
 	mux.HandleFunc("GET "+p+"/config", w.orgOnly(func(rw http.ResponseWriter, r *http.Request, org string) {
 		in, err := w.store.Integration(r.Context(), org)
 		if writeErr(rw, err) {
 			return
 		}
-		ingress.WriteJSON(rw, http.StatusOK, in.Settings)
+		httpx.WriteJSON(rw, http.StatusOK, in.Settings)
 	}))
 	mux.HandleFunc("PUT "+p+"/config", w.orgOnly(w.adminPutConfig))
 	mux.HandleFunc("POST "+p+"/disconnect", w.orgOnly(func(rw http.ResponseWriter, r *http.Request, org string) {
@@ -110,7 +110,7 @@ func (w *Worker) AdminHandler(connectURL func(org string, replace, wholeGrid boo
 		if writeErr(rw, err) {
 			return
 		}
-		ingress.WriteJSON(rw, http.StatusOK, in.View())
+		httpx.WriteJSON(rw, http.StatusOK, in.View())
 	}))
 	mux.HandleFunc("GET "+p+"/groups", w.orgOnly(func(rw http.ResponseWriter, r *http.Request, org string) {
 		limit, ok := intParam(rw, r, "limit", 20, 1, 1000)
@@ -121,7 +121,7 @@ func (w *Worker) AdminHandler(connectURL func(org string, replace, wholeGrid boo
 		if writeErr(rw, err) {
 			return
 		}
-		ingress.WriteJSON(rw, http.StatusOK, map[string]any{"groups": gs})
+		httpx.WriteJSON(rw, http.StatusOK, map[string]any{"groups": gs})
 	}))
 	mux.HandleFunc("POST "+p+"/scope-count", w.orgOnly(func(rw http.ResponseWriter, r *http.Request, org string) {
 		var body struct {
@@ -134,20 +134,20 @@ func (w *Worker) AdminHandler(connectURL func(org string, replace, wholeGrid boo
 		if writeErr(rw, err) {
 			return
 		}
-		ingress.WriteJSON(rw, http.StatusOK, n)
+		httpx.WriteJSON(rw, http.StatusOK, n)
 	}))
 	mux.HandleFunc("POST "+p+"/sync", w.orgOnly(w.adminStart(events.TriggerSyncNow, false)))
 	mux.HandleFunc("POST "+p+"/preview", w.orgOnly(w.adminStart(events.TriggerPreview, true)))
 	mux.HandleFunc("POST "+p+"/resume", w.orgOnly(func(rw http.ResponseWriter, r *http.Request, org string) {
 		run, err := w.Resume(r.Context(), org, "admin API")
 		if errors.Is(err, ErrRunInProgress) {
-			ingress.WriteJSON(rw, http.StatusOK, map[string]any{"run": run, "message": "quarantine lifted; a sync is already pending or running"})
+			httpx.WriteJSON(rw, http.StatusOK, map[string]any{"run": run, "message": "quarantine lifted; a sync is already pending or running"})
 			return
 		}
 		if writeErr(rw, err) {
 			return
 		}
-		ingress.WriteJSON(rw, http.StatusAccepted, map[string]any{"run": run})
+		httpx.WriteJSON(rw, http.StatusAccepted, map[string]any{"run": run})
 	}))
 	mux.HandleFunc("GET "+p+"/runs", w.orgOnly(func(rw http.ResponseWriter, r *http.Request, org string) {
 		limit, ok := intParam(rw, r, "limit", 50, 1, 1000)
@@ -158,14 +158,14 @@ func (w *Worker) AdminHandler(connectURL func(org string, replace, wholeGrid boo
 		if writeErr(rw, err) {
 			return
 		}
-		ingress.WriteJSON(rw, http.StatusOK, map[string]any{"runs": runs})
+		httpx.WriteJSON(rw, http.StatusOK, map[string]any{"runs": runs})
 	}))
 	mux.HandleFunc("GET "+p+"/runs/{run}", w.orgOnly(func(rw http.ResponseWriter, r *http.Request, org string) {
 		run, err := w.store.Run(r.Context(), org, r.PathValue("run"))
 		if writeErr(rw, err) {
 			return
 		}
-		ingress.WriteJSON(rw, http.StatusOK, map[string]any{"run": run, "report_available": run.Status != events.RunPending && run.Status != events.RunRunning})
+		httpx.WriteJSON(rw, http.StatusOK, map[string]any{"run": run, "report_available": run.Status != events.RunPending && run.Status != events.RunRunning})
 	}))
 	mux.HandleFunc("GET "+p+"/runs/{run}/report", w.orgOnly(w.adminReport))
 	mux.HandleFunc("POST "+p+"/runs/{run}/approve", w.orgOnly(w.adminDecide(true)))
@@ -178,11 +178,11 @@ func (w *Worker) orgOnly(h func(rw http.ResponseWriter, r *http.Request, org str
 	return func(rw http.ResponseWriter, r *http.Request) {
 		org := r.PathValue("org")
 		if !events.ValidOrgID(org) {
-			ingress.WriteJSONError(rw, http.StatusBadRequest, "invalid_org", "the org id must be 15 or 18 letters and digits starting 00D")
+			httpx.WriteJSONError(rw, http.StatusBadRequest, "invalid_org", "the org id must be 15 or 18 letters and digits starting 00D")
 			return
 		}
 		if run := r.PathValue("run"); run != "" && !events.ValidRunID(run) {
-			ingress.WriteJSONError(rw, http.StatusBadRequest, "invalid_run", "a run id is 1-64 letters, digits, '-' or '_'")
+			httpx.WriteJSONError(rw, http.StatusBadRequest, "invalid_run", "a run id is 1-64 letters, digits, '-' or '_'")
 			return
 		}
 		h(rw, r, org)
@@ -196,20 +196,20 @@ func writeErr(rw http.ResponseWriter, err error) bool {
 	case err == nil:
 		return false
 	case errors.As(err, &se):
-		ingress.WriteJSONError(rw, http.StatusBadRequest, "invalid_settings", se.Error())
+		httpx.WriteJSONError(rw, http.StatusBadRequest, "invalid_settings", se.Error())
 	case errors.Is(err, ErrNoIntegration), errors.Is(err, ErrNoRun):
-		ingress.WriteJSONError(rw, http.StatusNotFound, "not_found", err.Error())
+		httpx.WriteJSONError(rw, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, ErrNotActive), errors.Is(err, ErrAlreadyActive), errors.Is(err, ErrNothingHeld):
-		ingress.WriteJSONError(rw, http.StatusConflict, "conflict", err.Error())
+		httpx.WriteJSONError(rw, http.StatusConflict, "conflict", err.Error())
 	case errors.Is(err, ErrRunNotFinished):
-		ingress.WriteJSONError(rw, http.StatusConflict, "run_not_finished", err.Error())
+		httpx.WriteJSONError(rw, http.StatusConflict, "run_not_finished", err.Error())
 	default:
 		var sl *slackError
 		if errors.As(err, &sl) {
-			ingress.WriteJSONError(rw, http.StatusBadGateway, "slack_error", err.Error()+": "+sl.advice())
+			httpx.WriteJSONError(rw, http.StatusBadGateway, "slack_error", err.Error()+": "+sl.advice())
 			return true
 		}
-		ingress.WriteJSONError(rw, http.StatusInternalServerError, "internal", err.Error())
+		httpx.WriteJSONError(rw, http.StatusInternalServerError, "internal", err.Error())
 	}
 	return true
 }
@@ -217,7 +217,7 @@ func writeErr(rw http.ResponseWriter, err error) bool {
 func readJSON(rw http.ResponseWriter, r *http.Request, v any, optional bool) bool {
 	b, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, 256<<10))
 	if err != nil {
-		ingress.WriteJSONError(rw, http.StatusRequestEntityTooLarge, "too_large", "the request body is over 256 KiB")
+		httpx.WriteJSONError(rw, http.StatusRequestEntityTooLarge, "too_large", "the request body is over 256 KiB")
 		return false
 	}
 	if optional && len(strings.TrimSpace(string(b))) == 0 {
@@ -226,7 +226,7 @@ func readJSON(rw http.ResponseWriter, r *http.Request, v any, optional bool) boo
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		ingress.WriteJSONError(rw, http.StatusBadRequest, "invalid_json", "the body is not the expected JSON: "+err.Error())
+		httpx.WriteJSONError(rw, http.StatusBadRequest, "invalid_json", "the body is not the expected JSON: "+err.Error())
 		return false
 	}
 	return true
@@ -239,7 +239,7 @@ func intParam(rw http.ResponseWriter, r *http.Request, name string, def, lo, hi 
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < lo || n > hi {
-		ingress.WriteJSONError(rw, http.StatusBadRequest, "invalid_"+name, name+" must be a number from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi))
+		httpx.WriteJSONError(rw, http.StatusBadRequest, "invalid_"+name, name+" must be a number from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi))
 		return 0, false
 	}
 	return n, true
@@ -249,7 +249,7 @@ func (w *Worker) adminGet(rw http.ResponseWriter, r *http.Request, org string) {
 	conn, _ := w.ConnectingState(r.Context(), org)
 	in, err := w.store.Integration(r.Context(), org)
 	if errors.Is(err, ErrNoIntegration) && conn != nil {
-		ingress.WriteJSON(rw, http.StatusOK, IntegrationView{OrgID: org, Status: StatusConnecting, Connecting: conn})
+		httpx.WriteJSON(rw, http.StatusOK, IntegrationView{OrgID: org, Status: StatusConnecting, Connecting: conn})
 		return
 	}
 	if writeErr(rw, err) {
@@ -257,7 +257,7 @@ func (w *Worker) adminGet(rw http.ResponseWriter, r *http.Request, org string) {
 	}
 	v := in.View()
 	v.Connecting = conn
-	ingress.WriteJSON(rw, http.StatusOK, v)
+	httpx.WriteJSON(rw, http.StatusOK, v)
 }
 
 func (w *Worker) adminPutConfig(rw http.ResponseWriter, r *http.Request, org string) {
@@ -269,20 +269,20 @@ func (w *Worker) adminPutConfig(rw http.ResponseWriter, r *http.Request, org str
 	if writeErr(rw, err) {
 		return
 	}
-	ingress.WriteJSON(rw, http.StatusOK, in.View())
+	httpx.WriteJSON(rw, http.StatusOK, in.View())
 }
 
 func (w *Worker) adminStart(trigger events.SyncTrigger, dry bool) func(rw http.ResponseWriter, r *http.Request, org string) {
 	return func(rw http.ResponseWriter, r *http.Request, org string) {
 		run, err := w.StartRun(r.Context(), org, trigger, "admin API", dry)
 		if errors.Is(err, ErrRunInProgress) {
-			ingress.WriteJSON(rw, http.StatusOK, map[string]any{"run": run, "message": "a sync is already pending or running"})
+			httpx.WriteJSON(rw, http.StatusOK, map[string]any{"run": run, "message": "a sync is already pending or running"})
 			return
 		}
 		if writeErr(rw, err) {
 			return
 		}
-		ingress.WriteJSON(rw, http.StatusAccepted, map[string]any{"run": run})
+		httpx.WriteJSON(rw, http.StatusAccepted, map[string]any{"run": run})
 	}
 }
 
@@ -292,7 +292,7 @@ func (w *Worker) adminDecide(approve bool) func(rw http.ResponseWriter, r *http.
 		if writeErr(rw, err) {
 			return
 		}
-		ingress.WriteJSON(rw, http.StatusAccepted, map[string]any{"run": run})
+		httpx.WriteJSON(rw, http.StatusAccepted, map[string]any{"run": run})
 	}
 }
 
@@ -312,13 +312,13 @@ func (w *Worker) adminReport(rw http.ResponseWriter, r *http.Request, org string
 	f := RowFilter{Outcomes: splitParam(r, "outcome"), Actions: splitParam(r, "action"), Fields: splitParam(r, "field"), Query: r.URL.Query().Get("q")}
 	for _, o := range f.Outcomes {
 		if !contains(Outcomes, o) {
-			ingress.WriteJSONError(rw, http.StatusBadRequest, "invalid_outcome", "outcome must be one of "+strings.Join(Outcomes, ", "))
+			httpx.WriteJSONError(rw, http.StatusBadRequest, "invalid_outcome", "outcome must be one of "+strings.Join(Outcomes, ", "))
 			return
 		}
 	}
 	for _, a := range f.Actions {
 		if !contains(Actions, a) {
-			ingress.WriteJSONError(rw, http.StatusBadRequest, "invalid_action", "action must be one of "+strings.Join(Actions, ", "))
+			httpx.WriteJSONError(rw, http.StatusBadRequest, "invalid_action", "action must be one of "+strings.Join(Actions, ", "))
 			return
 		}
 	}
@@ -332,12 +332,12 @@ func (w *Worker) adminReport(rw http.ResponseWriter, r *http.Request, org string
 	}
 	format := r.URL.Query().Get("format")
 	if format != "" && format != "json" && format != "csv" {
-		ingress.WriteJSONError(rw, http.StatusBadRequest, "invalid_format", "format must be json or csv")
+		httpx.WriteJSONError(rw, http.StatusBadRequest, "invalid_format", "format must be json or csv")
 		return
 	}
 	run, rows, err := w.Report(r.Context(), org, r.PathValue("run"), f)
 	if errors.Is(err, ErrRunNotFinished) {
-		ingress.WriteJSON(rw, http.StatusConflict, map[string]any{"error": "run_not_finished", "message": err.Error(), "run": run})
+		httpx.WriteJSON(rw, http.StatusConflict, map[string]any{"error": "run_not_finished", "message": err.Error(), "run": run})
 		return
 	}
 	if writeErr(rw, err) {
@@ -351,7 +351,7 @@ func (w *Worker) adminReport(rw http.ResponseWriter, r *http.Request, org string
 	}
 	total := len(rows)
 	rows = rows[min(offset, total):min(offset+limit, total)]
-	ingress.WriteJSON(rw, http.StatusOK, map[string]any{"run": run, "total": total, "offset": offset, "rows": rows})
+	httpx.WriteJSON(rw, http.StatusOK, map[string]any{"run": run, "total": total, "offset": offset, "rows": rows})
 }
 
 func contains(list []string, v string) bool {

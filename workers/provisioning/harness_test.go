@@ -21,6 +21,7 @@ import (
 	"github.com/orgbridge/orgbridge/internal/bus"
 	orgemu "github.com/orgbridge/orgbridge/internal/emulator/org"
 	slackemu "github.com/orgbridge/orgbridge/internal/emulator/slack"
+	"github.com/orgbridge/orgbridge/internal/httpx"
 	"github.com/orgbridge/orgbridge/internal/ingress"
 	"github.com/orgbridge/orgbridge/internal/orgapi"
 	"github.com/orgbridge/orgbridge/internal/slackapi"
@@ -154,7 +155,7 @@ func (e *env) serve(w *provisioning.Worker) {
 	pages, start := w.ConnectHandler(provisioning.ConnectConfig{PublicURL: e.ingress.URL, SlackAuthorizeURL: e.slack.URL() + "/oauth/v2/authorize",
 		SlackClientID: e.slack.ClientID(), Org: oc, States: e.states})
 	e.mux.Handle("/provisioning/", pages)
-	e.mux.Handle("/admin/api/provisioning/", ingress.AdminOnly("admin-token", w.AdminHandler(start)))
+	e.mux.Handle("/admin/api/provisioning/", httpx.AdminOnly("admin-token", w.AdminHandler(start)))
 }
 
 func (e *env) config(c provisioning.Config) provisioning.Config {

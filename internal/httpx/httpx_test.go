@@ -1,11 +1,12 @@
-package ingress_test
+package httpx_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
-	"github.com/orgbridge/orgbridge/internal/ingress"
+	"github.com/orgbridge/orgbridge/internal/httpx"
 )
 
 func TestAdminOnly(t *testing.T) {
@@ -27,10 +28,26 @@ func TestAdminOnly(t *testing.T) {
 				req.Header.Set("Authorization", tt.header)
 			}
 			rec := httptest.NewRecorder()
-			ingress.AdminOnly(tt.token, ok).ServeHTTP(rec, req)
+			httpx.AdminOnly(tt.token, ok).ServeHTTP(rec, req)
 			if rec.Code != tt.want {
 				t.Fatalf("got %d, want %d", rec.Code, tt.want)
 			}
+			if rec.Code == http.StatusUnauthorized && rec.Header().Get("WWW-Authenticate") == "" {
+				t.Fatal("a 401 without WWW-Authenticate")
+			}
 		})
+	}
+}
+
+func TestWriteJSONError(t *testing.T) {
+	rec := httptest.NewRecorder()
+	httpx.WriteJSONError(rec, http.StatusNotFound, "not_found", "  no such thing; list them first \n")
+	var body map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusNotFound || rec.Header().Get("Content-Type") != "application/json" ||
+		body["error"] != "not_found" || body["message"] != "no such thing; list them first" {
+		t.Fatalf("got %d %q %v", rec.Code, rec.Header().Get("Content-Type"), body)
 	}
 }
