@@ -392,6 +392,13 @@ func (w *Worker) StartRun(ctx context.Context, org string, trigger events.SyncTr
 	}
 	if !dryRun && in.CurrentRunID != "" {
 		if cur, err := w.store.Run(ctx, org, in.CurrentRunID); err == nil && !cur.Status.Final() {
+			if cur.Status == events.RunPending {
+				// its trigger may never have been stored (NATS was down): send it
+				// again; the run id as Msg-Id keeps it to one
+				if err := w.publishTrigger(ctx, cur, events.ActionRun, cur.By); err != nil {
+					return cur, err
+				}
+			}
 			return cur, ErrRunInProgress
 		}
 	}

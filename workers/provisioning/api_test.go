@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/workers/provisioning"
@@ -264,5 +266,35 @@ func TestCSVIsSafeFromFormulas(t *testing.T) {
 		if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
 			t.Fatalf("cell %q would run as a formula", cell)
 		}
+	}
+}
+
+// TestLostTriggerIsSentAgain: a run recorded while its trigger was not
+// stored (NATS down) is not stuck: the next Sync now sends it again.
+func TestLostTriggerIsSentAgain(t *testing.T) {
+	e := newEnv(t)
+	w := e.worker(provisioning.Config{})
+	e.connect(w)
+	ctx := context.Background()
+	// a run recorded as current whose trigger never reached the stream
+	in, _ := w.Store().Integration(ctx, acme)
+	run := &provisioning.Run{ID: provisioning.NewRunID(), OrgID: acme, IntegrationID: in.ID, Trigger: events.TriggerSyncNow,
+		Status: events.RunPending, SettingsVersion: in.SettingsVersion, Created: time.Now(), Counts: map[string]int{}}
+	if _, err := w.Store().CreateRun(ctx, run, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Store().Update(ctx, acme, time.Now, func(in *provisioning.Integration) error {
+		in.CurrentRunID = run.ID
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.start(w)
+	again, err := w.StartRun(ctx, acme, events.TriggerSyncNow, "test", false)
+	if !errors.Is(err, provisioning.ErrRunInProgress) || again.ID != run.ID {
+		t.Fatalf("sync now with a pending run: %v, %+v", err, again)
+	}
+	if done := e.wait(w, run.ID, func(r *provisioning.Run) bool { return r.Status.Final() }); done.Counts["create:succeeded"] != 5 {
+		t.Fatalf("the re-sent run: %+v", done)
 	}
 }
