@@ -65,9 +65,15 @@ type env struct {
 	prov     *provisioning.Worker
 	mappings *mapping.Store
 	browser  context.Context
+	// for envOptions (operator_browser_test.go): the servers, the keys, and
+	// more consumers for the runner
+	nats     *testenv.NATS
+	redis    *testenv.Redis
+	keys     *store.Keyring
+	register []func(*bus.Runner) error
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	n, rd := testenv.StartStreams(t), testenv.StartRedis(t)
 	dir := t.TempDir()
@@ -76,7 +82,7 @@ func newEnv(t *testing.T) *env {
 	if err := os.WriteFile(seed, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t}
+	e := &env{t: t, nats: n, redis: rd}
 	e.slack = slackemu.StartTest(t, slackemu.Config{SeedFile: seed, TimeScale: 600})
 	e.org = orgemu.StartTest(t, orgemu.Config{})
 	if err := e.org.SetAdmin(globex, "hank@globex.example", true); err != nil {
@@ -89,6 +95,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.keys = keys
 	sc, err := slackapi.New(e.slack.APIURL())
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +119,12 @@ func newEnv(t *testing.T) *env {
 		ReturnURL: func(org string) string { return e.srv.URL + console.Prefix + "orgs/" + org + "/provisioning" }})
 	mux.Handle("/provisioning/", pages)
 	e.mappings = mapping.NewStore(rd.Client, keys)
-	c, err := console.New(console.Config{PublicURL: e.srv.URL, Org: orgFor("/console/auth/callback"), AdminToken: "operator-token-0123456789",
-		Redis: rd.Client, Provisioning: e.prov, ConnectURL: start, Mappings: e.mappings, Logger: slog.New(slog.DiscardHandler)})
+	cfg := console.Config{PublicURL: e.srv.URL, Org: orgFor("/console/auth/callback"), AdminToken: "operator-token-0123456789",
+		Redis: rd.Client, Provisioning: e.prov, ConnectURL: start, Mappings: e.mappings, Logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(e, &cfg)
+	}
+	c, err := console.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +136,11 @@ func newEnv(t *testing.T) *env {
 	}
 	if err := e.prov.Register(r); err != nil {
 		t.Fatal(err)
+	}
+	for _, reg := range e.register {
+		if err := reg(r); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -221,7 +237,7 @@ func (e *env) screenshot(ctx context.Context, what string) {
 	if name == "" {
 		return
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		e.t.Logf("screenshot %s: %v", name, err)
 		return
@@ -232,7 +248,24 @@ func (e *env) screenshot(ctx context.Context, what string) {
 }
 
 // screenshotNames are the steps whose pages go to docs/screenshots.
-var screenshotNames = map[string]string{}
+var screenshotNames = map[string]string{
+	"save":                "provisioning-settings",
+	"sync now":            "sync-report",
+	"scope to Sales only": "held-deactivations",
+	"my mappings":         "my-slack-mappings",
+	// admin_browser_test.go, operator_browser_test.go
+	"workspaces":                      "workspaces",
+	"mappings":                        "mappings",
+	"delete the workspace's mappings": "mappings-bulk-delete",
+	"import mappings":                 "mappings-import",
+	"the confirmation":                "disconnect-confirm",
+	"disconnect status":               "disconnect-status",
+	"policies":                        "disconnect-policy-run",
+	"dead letters":                    "dead-letters",
+	"dead letter":                     "dead-letter",
+	"purge":                           "dead-letters-purge",
+	"streams":                         "streams",
+}
 
 // text reads the visible text of the CSS selector sel.
 func (e *env) text(ctx context.Context, sel string) string {
