@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -296,9 +297,18 @@ func (w *Worker) adminExport(rw http.ResponseWriter, r *http.Request) {
 	rw.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	rw.Header().Set("Content-Disposition", `attachment; filename="mappings.csv"`)
 	cw := csv.NewWriter(rw)
-	_ = cw.Write(csvHeader)
+	_ = cw.Write(CSVHeader())
 	for _, m := range list {
-		_ = cw.Write([]string{m.Workspace, m.SlackUserID, m.OrgID, m.OrgUserID, m.Username})
+		_ = cw.Write(CSVRecord(m))
 	}
 	cw.Flush()
+}
+
+// CSVHeader is the header row of the mappings CSV that export writes and
+// [ParseCSV] reads.
+func CSVHeader() []string { return slices.Clone(csvHeader) }
+
+// CSVRecord is m as a row of the mappings CSV, in [CSVHeader]'s order.
+func CSVRecord(m *Mapping) []string {
+	return []string{m.Workspace, m.SlackUserID, m.OrgID, m.OrgUserID, m.Username}
 }

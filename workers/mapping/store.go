@@ -446,6 +446,13 @@ func (s *Store) Sample(ctx context.Context, w, org string, n int) ([]*Mapping, e
 // Filter selects mappings for [Store.List]; empty fields match everything.
 type Filter struct {
 	Workspace, OrgID, OrgUserID, SlackUserID string
+	// Username matches the org username, ignoring case.
+	Username string
+}
+
+func (f Filter) match(m *Mapping) bool {
+	return (f.OrgID == "" || sameOrgID(m.OrgID, f.OrgID)) && (f.OrgUserID == "" || m.OrgUserID == f.OrgUserID) &&
+		(f.SlackUserID == "" || m.SlackUserID == f.SlackUserID) && (f.Username == "" || strings.EqualFold(m.Username, f.Username))
 }
 
 // List returns the mappings matching f, sorted by workspace and Slack user.
@@ -487,8 +494,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Mapping, error) {
 			if err != nil {
 				return nil, err
 			}
-			if (f.OrgID == "" || m.OrgID == f.OrgID) && (f.OrgUserID == "" || m.OrgUserID == f.OrgUserID) &&
-				(f.SlackUserID == "" || m.SlackUserID == f.SlackUserID) {
+			if f.match(m) {
 				out = append(out, m)
 			}
 		}
