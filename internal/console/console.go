@@ -64,7 +64,12 @@ type Config struct {
 	Mappings Mappings
 	Bindings Bindings
 	Operator OperatorAPI
-	Logger   *slog.Logger
+	// MappingImport imports mapping CSVs (a *mapping.Worker); nil hides import.
+	MappingImport MappingImporter
+	// Installations tells which apps are installed in a workspace (a
+	// *store.Installations), for the workspaces' status; nil: not shown.
+	Installations Installed
+	Logger        *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }

@@ -14,6 +14,12 @@ type Mappings interface {
 	List(ctx context.Context, f mapping.Filter) ([]*mapping.Mapping, error)
 	GetByID(ctx context.Context, id string) (*mapping.Mapping, error)
 	DeleteByID(ctx context.Context, id string) (*mapping.Mapping, error)
+	// for the admin pages (mappings_admin.go)
+	Page(ctx context.Context, f mapping.Filter, offset, limit int) ([]*mapping.Mapping, int, error)
+	Count(ctx context.Context, f mapping.Filter) (int, error)
+	Scan(ctx context.Context, f mapping.Filter, fn func(*mapping.Mapping) error) error
+	DeleteMatching(ctx context.Context, f mapping.Filter) (int, error)
+	OrgWorkspaces(ctx context.Context, org string) ([]string, error)
 }
 
 // Bindings lists the workspaces bound to orgs (a *binding.Store).
@@ -22,6 +28,7 @@ type Bindings interface {
 }
 
 func (c *Console) mappingRoutes(m *http.ServeMux) {
+	c.adminRoutes(m)
 	if c.cfg.Mappings == nil {
 		return
 	}
