@@ -155,7 +155,9 @@ func mountOAuthAndAdmin(srv *ingress.Server, d workerDeps) error {
 	}
 	con, err := console.New(console.Config{PublicURL: d.cfg.PublicURL, Org: consoleOrg, AdminToken: token, Operators: d.cfg.ConsoleOperators,
 		Redis: d.rdb, Provisioning: pw, ConnectURL: start, Mappings: mw.(*mapping.Worker).Store(), Bindings: binding.NewStore(d.rdb, keys),
-		Logger: d.log.With("part", "console")})
+		MappingImport: mw.(*mapping.Worker), Installations: store.NewInstallations(d.rdb, keys),
+		Operator: console.OperatorAPI{Disconnects: dw, JS: d.js},
+		Logger:   d.log.With("part", "console")})
 	if err != nil {
 		return err
 	}

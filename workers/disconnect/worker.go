@@ -224,6 +224,12 @@ func PublishRequest(ctx context.Context, js jetstream.JetStream, req events.Disc
 	return req, nil
 }
 
+// Publish is [PublishRequest] on the worker's JetStream: how the console
+// files a request without a connection of its own.
+func (w *Worker) Publish(ctx context.Context, req events.DisconnectRequest) (events.DisconnectRequest, error) {
+	return PublishRequest(ctx, w.js, req)
+}
+
 // NewRequestID returns a fresh random request id.
 func NewRequestID() string {
 	var b [12]byte
