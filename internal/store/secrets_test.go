@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/orgbridge/orgbridge/internal/testenv"
 )
 
 func TestSecretParseKeyring(t *testing.T) {
@@ -95,73 +93,74 @@ func TestSecretNeverPrinted(t *testing.T) {
 }
 
 func TestSecretOAuthState(t *testing.T) {
-	r := testenv.StartRedis(t)
-	keys, _ := ParseKeyring(GenerateKeySpec("k"))
-	st := NewOAuthStates(r.Client, keys)
-	ctx := testCtx(t)
-	type data struct{ Team string }
+	eachRedis(t, func(t *testing.T, r backend) {
+		keys, _ := ParseKeyring(GenerateKeySpec("k"))
+		st := NewOAuthStates(r.Client, keys)
+		ctx := testCtx(t)
+		type data struct{ Team string }
 
-	state, err := st.Issue(ctx, "slack", data{Team: "T1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nonce := StateNonce(state)
-	// Issuing writes nothing: an unauthenticated GET cannot fill Redis.
-	if n := r.Client.DBSize(ctx).Val(); n != 0 {
-		t.Fatalf("issuing a state wrote %d keys", n)
-	}
-	enc, _, _ := strings.Cut(state, ".")
-	forged := enc + "." + keys.Sign("org."+enc)
-	// Expired: issued 11 minutes ago.
-	old := NewOAuthStates(r.Client, keys)
-	old.SetClock(func() time.Time { return time.Now().Add(-StateTTL - time.Minute) })
-	expired, err := old.Issue(ctx, "slack", data{Team: "T1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Another key's signature over the same payload.
-	otherKeys, _ := ParseKeyring(GenerateKeySpec("k"))
-	foreign := enc + "." + otherKeys.Sign("slack."+enc)
-	tests := []struct {
-		name  string
-		kind  string
-		state string
-		ok    bool
-	}{
-		{name: "unsigned", kind: "slack", state: nonce + ".k.00"},
-		{name: "signed for another kind", kind: "slack", state: forged},
-		{name: "signed by another key", kind: "slack", state: foreign},
-		{name: "expired", kind: "slack", state: expired},
-		{name: "valid", kind: "slack", state: state, ok: true},
-		{name: "second use", kind: "slack", state: state},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var d data
-			_, err := st.Consume(ctx, tt.kind, tt.state, &d)
-			if tt.ok {
-				if err != nil || d.Team != "T1" {
-					t.Fatalf("Consume = %+v, %v", d, err)
+		state, err := st.Issue(ctx, "slack", data{Team: "T1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonce := StateNonce(state)
+		// Issuing writes nothing: an unauthenticated GET cannot fill Redis.
+		if n := r.Client.DBSize(ctx).Val(); n != 0 {
+			t.Fatalf("issuing a state wrote %d keys", n)
+		}
+		enc, _, _ := strings.Cut(state, ".")
+		forged := enc + "." + keys.Sign("org."+enc)
+		// Expired: issued 11 minutes ago.
+		old := NewOAuthStates(r.Client, keys)
+		old.SetClock(func() time.Time { return time.Now().Add(-StateTTL - time.Minute) })
+		expired, err := old.Issue(ctx, "slack", data{Team: "T1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Another key's signature over the same payload.
+		otherKeys, _ := ParseKeyring(GenerateKeySpec("k"))
+		foreign := enc + "." + otherKeys.Sign("slack."+enc)
+		tests := []struct {
+			name  string
+			kind  string
+			state string
+			ok    bool
+		}{
+			{name: "unsigned", kind: "slack", state: nonce + ".k.00"},
+			{name: "signed for another kind", kind: "slack", state: forged},
+			{name: "signed by another key", kind: "slack", state: foreign},
+			{name: "expired", kind: "slack", state: expired},
+			{name: "valid", kind: "slack", state: state, ok: true},
+			{name: "second use", kind: "slack", state: state},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				var d data
+				_, err := st.Consume(ctx, tt.kind, tt.state, &d)
+				if tt.ok {
+					if err != nil || d.Team != "T1" {
+						t.Fatalf("Consume = %+v, %v", d, err)
+					}
+					return
 				}
-				return
-			}
-			if !errors.Is(err, ErrBadState) {
-				t.Fatalf("Consume err = %v, want ErrBadState", err)
-			}
-		})
-	}
+				if !errors.Is(err, ErrBadState) {
+					t.Fatalf("Consume err = %v, want ErrBadState", err)
+				}
+			})
+		}
 
-	// Spent: its single-use record lives no longer than the state would have.
-	if ttl := r.Client.TTL(ctx, stateKey(nonce)).Val(); ttl <= 0 || ttl > StateTTL {
-		t.Fatalf("used-state record TTL = %s, want within %s", ttl, StateTTL)
-	}
+		// Spent: its single-use record lives no longer than the state would have.
+		if ttl := r.Client.TTL(ctx, stateKey(nonce)).Val(); ttl <= 0 || ttl > StateTTL {
+			t.Fatalf("used-state record TTL = %s, want within %s", ttl, StateTTL)
+		}
 
-	if err := st.PutOutcome(ctx, nonce, Outcome{OK: true, Message: "first"}); err != nil {
-		t.Fatal(err)
-	}
-	_ = st.PutOutcome(ctx, nonce, Outcome{OK: false, Message: "replayed"})
-	out, err := st.WaitOutcome(ctx, nonce)
-	if err != nil || !out.OK || out.Message != "first" {
-		t.Fatalf("WaitOutcome = %+v, %v; the first outcome must win", out, err)
-	}
+		if err := st.PutOutcome(ctx, nonce, Outcome{OK: true, Message: "first"}); err != nil {
+			t.Fatal(err)
+		}
+		_ = st.PutOutcome(ctx, nonce, Outcome{OK: false, Message: "replayed"})
+		out, err := st.WaitOutcome(ctx, nonce)
+		if err != nil || !out.OK || out.Message != "first" {
+			t.Fatalf("WaitOutcome = %+v, %v; the first outcome must win", out, err)
+		}
+	})
 }

@@ -97,10 +97,13 @@ func (s *Store) SavePolicy(ctx context.Context, p Policy) error {
 	if err != nil {
 		return err
 	}
-	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, policiesKey(p.EnterpriseID), p.Name, b)
-	pipe.SAdd(ctx, policyEnterprisesKey, p.EnterpriseID)
-	if _, err := pipe.Exec(ctx); err != nil {
+	// The index first: it lives in another slot, so no transaction can hold
+	// both on Redis Cluster. A crash between leaves an enterprise without
+	// policies in the index (listed as none), never a policy no listing finds.
+	if err := s.rdb.SAdd(ctx, policyEnterprisesKey, p.EnterpriseID).Err(); err != nil {
+		return fmt.Errorf("disconnect: indexing the policies of %s: %w", p.EnterpriseID, err)
+	}
+	if err := s.rdb.HSet(ctx, policiesKey(p.EnterpriseID), p.Name, b).Err(); err != nil {
 		return fmt.Errorf("disconnect: saving policy %s of %s: %w", p.Name, p.EnterpriseID, err)
 	}
 	return nil

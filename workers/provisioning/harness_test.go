@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/internal/bus"
@@ -74,7 +75,7 @@ var seed = map[string]any{
 type env struct {
 	t     *testing.T
 	nats  *testenv.NATS
-	redis *testenv.Redis
+	rdb   redis.UniversalClient
 	slack *slackemu.Emulator
 	org   *orgemu.Emulator
 	keys  *store.Keyring
@@ -102,7 +103,12 @@ func newEnvWith(t *testing.T, world map[string]any, orgCfg ...orgemu.Config) *en
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, nats: testenv.StartStreams(t), redis: testenv.StartRedis(t), faults: &faultSwitch{}}
+	e := &env{t: t, nats: testenv.StartStreams(t), faults: &faultSwitch{}}
+	if onCluster {
+		e.rdb = testenv.SharedRedisCluster(t).Client
+	} else {
+		e.rdb = testenv.StartRedis(t).Client
+	}
 	e.slack = slackemu.StartTest(t, slackemu.Config{SeedFile: path, TimeScale: scale})
 	var oc orgemu.Config
 	if len(orgCfg) > 0 {
@@ -137,7 +143,7 @@ func newEnvWith(t *testing.T, world map[string]any, orgCfg ...orgemu.Config) *en
 		t.Fatal(err)
 	}
 	e.mux.Handle("/", srv.Handler())
-	e.states = store.NewOAuthStates(e.redis.Client, e.keys)
+	e.states = store.NewOAuthStates(e.rdb, e.keys)
 	return e
 }
 
@@ -176,7 +182,7 @@ func (e *env) config(c provisioning.Config) provisioning.Config {
 
 func (e *env) worker(c provisioning.Config) *provisioning.Worker {
 	e.t.Helper()
-	w, err := provisioning.New(provisioning.Deps{JS: e.nats.JS, Redis: e.redis.Client, Keys: e.keys, Slack: e.sc, Org: e.oc,
+	w, err := provisioning.New(provisioning.Deps{JS: e.nats.JS, Redis: e.rdb, Keys: e.keys, Slack: e.sc, Org: e.oc,
 		SlackOAuth: e.oauth, Directory: e.faults.factory, Logger: testLogger(e.t)}, e.config(c))
 	if err != nil {
 		e.t.Fatal(err)

@@ -28,7 +28,7 @@ func TestAutoInvite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := provisioning.New(provisioning.Deps{JS: e.nats.JS, Redis: e.redis.Client, Keys: e.keys, Slack: e.sc, Org: e.oc,
+	w, err := provisioning.New(provisioning.Deps{JS: e.nats.JS, Redis: e.rdb, Keys: e.keys, Slack: e.sc, Org: e.oc,
 		SlackOAuth: e.oauth, Mailer: m, Logger: testLogger(t)}, e.config(provisioning.Config{}))
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,9 @@ func (w *Worker) Tick(ctx context.Context) error {
 
 func (w *Worker) tickOrg(ctx context.Context, org string) error {
 	in, err := w.store.Integration(ctx, org)
+	if errors.Is(err, ErrNoIntegration) {
+		return nil // indexed by a connect that was refused or did not finish
+	}
 	if err != nil || in.Status != StatusActive {
 		return err
 	}

@@ -284,7 +284,6 @@ end
 if ARGV[2] == 'connect' and active then return {0, cur} end
 if ARGV[2] == 'replace' and not active then return {2, cur or ''} end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[3])
 return {1, ''}
 `)
 
@@ -299,7 +298,14 @@ func (s *Store) swap(ctx context.Context, in *Integration, mode string) (*Integr
 	if err != nil {
 		return nil, err
 	}
-	res, err := connectScript.Run(ctx, s.rdb, []string{kIntegration(in.OrgID), kOrgs()}, b, mode, in.OrgID).Slice()
+	// The index first: it is a global key in another slot, and a script may
+	// touch one slot only (Redis Cluster). A refusal or a crash after it leaves
+	// an org the index names without an integration, which readers skip,
+	// never an integration the scheduler cannot find.
+	if err := s.rdb.SAdd(ctx, kOrgs(), in.OrgID).Err(); err != nil {
+		return nil, fmt.Errorf("provisioning: indexing integration of %s: %w", in.OrgID, err)
+	}
+	res, err := connectScript.Run(ctx, s.rdb, []string{kIntegration(in.OrgID)}, b, mode).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("provisioning: saving integration of %s: %w", in.OrgID, err)
 	}
