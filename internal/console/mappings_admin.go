@@ -75,7 +75,7 @@ type workspaceRow struct {
 // every org's workspaces, or one org's with ?org=.
 func (c *Console) workspacesIndex(w http.ResponseWriter, r *http.Request, s *Session) {
 	if !s.Operator {
-		http.Redirect(w, r, Prefix+"orgs/"+s.OrgID[:15]+"/workspaces", http.StatusSeeOther)
+		http.Redirect(w, r, Prefix+"orgs/"+s.org15()+"/workspaces", http.StatusSeeOther)
 		return
 	}
 	if org := strings.TrimSpace(r.URL.Query().Get("org")); org != "" {
@@ -188,7 +188,7 @@ func filtered(f mapping.Filter) bool {
 func (c *Console) mappingsIndex(w http.ResponseWriter, r *http.Request, s *Session) {
 	q := r.URL.Query()
 	if !s.Operator {
-		http.Redirect(w, r, Prefix+"orgs/"+s.OrgID[:15]+"/mappings"+keepQuery(q, "team", "slack_user", "org_user"), http.StatusSeeOther)
+		http.Redirect(w, r, Prefix+"orgs/"+s.org15()+"/mappings"+keepQuery(q, "team", "slack_user", "org_user"), http.StatusSeeOther)
 		return
 	}
 	if org := strings.TrimSpace(q.Get("org")); org != "" {

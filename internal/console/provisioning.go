@@ -63,7 +63,7 @@ func (c *Console) org(h func(w http.ResponseWriter, r *http.Request, s *Session,
 
 func (c *Console) provisioningIndex(w http.ResponseWriter, r *http.Request, s *Session) {
 	if !s.Operator {
-		http.Redirect(w, r, Prefix+"orgs/"+s.OrgID[:15]+"/provisioning", http.StatusSeeOther)
+		http.Redirect(w, r, Prefix+"orgs/"+s.org15()+"/provisioning", http.StatusSeeOther)
 		return
 	}
 	if org := r.URL.Query().Get("org"); events.ValidOrgID(org) {

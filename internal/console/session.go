@@ -39,6 +39,15 @@ func (s *Session) role() role {
 	return roleUser
 }
 
+// org15 is the session's org id in its 15-character form (the form
+// orgbridge keys orgs by).
+func (s *Session) org15() string {
+	if len(s.OrgID) >= 15 {
+		return s.OrgID[:15]
+	}
+	return s.OrgID
+}
+
 // Role names the session's role for pages.
 func (s *Session) Role() string { return s.role().String() }
 
