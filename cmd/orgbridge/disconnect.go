@@ -147,7 +147,7 @@ func runDisconnect(ctx context.Context, c *cli, args []string) error {
 			}
 			return usagef("%s %s", flag, re.Problem)
 		}
-		nc, js, err := connectJetStream(ctx, cfg.NATSURL)
+		nc, js, err := connectJetStream(ctx, c, cfg.NATSURL)
 		if err != nil {
 			return err
 		}
@@ -258,7 +258,7 @@ func runDisconnect(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		nc, js, err := connectJetStream(ctx, cfg.NATSURL)
+		nc, js, err := connectJetStream(ctx, c, cfg.NATSURL)
 		if err != nil {
 			return err
 		}

@@ -85,7 +85,7 @@ func runDLQList(ctx context.Context, c *cli, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q; to see one dead letter use `orgbridge dlq show ID`", pos[0])
 	}
-	nc, js, err := connectJetStream(ctx, *natsURL)
+	nc, js, err := connectJetStream(ctx, c, *natsURL)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func runDLQShow(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := connectJetStream(ctx, *natsURL)
+	nc, js, err := connectJetStream(ctx, c, *natsURL)
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func runDLQRedrive(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 	}
-	nc, js, err := connectJetStream(ctx, *natsURL)
+	nc, js, err := connectJetStream(ctx, c, *natsURL)
 	if err != nil {
 		return err
 	}
@@ -257,7 +257,7 @@ func runDLQPurge(ctx context.Context, c *cli, args []string) error {
 	if !*yes {
 		return usagef("purge deletes every dead letter for good and cannot be undone; check them with `orgbridge dlq list`, then run `orgbridge dlq purge --yes`")
 	}
-	nc, js, err := connectJetStream(ctx, *natsURL)
+	nc, js, err := connectJetStream(ctx, c, *natsURL)
 	if err != nil {
 		return err
 	}

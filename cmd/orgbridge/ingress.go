@@ -45,7 +45,7 @@ func runIngress(ctx context.Context, c *cli, args []string) error {
 	}
 	defer rdb.Close()
 	reg := telemetry.NewRegistry()
-	return serveIngress(ctx, cfg, cfg.NATSURL, rdb, reg, log)
+	return serveIngress(ctx, cfg, cfg.NATSURL, rdb, reg, log, natsAuth(cfg.NATS)...)
 }
 
 // serveIngress runs the ingress until ctx ends; `ingress` and `dev` share it.
@@ -73,6 +73,11 @@ func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb *r
 	}
 	srv.Mount("GET /metrics", telemetry.Handler(reg))
 	d := workerDeps{cfg: cfg, nc: conns[0], js: jss[0], rdb: rdb, log: log, reg: reg}
+	closeAdmin, err := useAdminNATS(&d, natsURL)
+	if err != nil {
+		return err
+	}
+	defer closeAdmin()
 	if err := mountOAuthAndAdmin(srv, d); err != nil {
 		return err
 	}

@@ -33,15 +33,21 @@ func natsURLFlag(fs *flag.FlagSet, c *cli) *string {
 
 // connectJetStream connects to the NATS server at rawURL for a short command:
 // a bounded connect, a few reconnects at most, and JetStream checked up front,
-// so a missing server is one clear error after about two seconds.
-func connectJetStream(ctx context.Context, rawURL string) (*nats.Conn, jetstream.JetStream, error) {
+// so a missing server is one clear error after about two seconds. It
+// authenticates with the NATS_* credentials of c's environment (the ops user
+// of deploy/nats/nats.conf).
+func connectJetStream(ctx context.Context, c *cli, rawURL string) (*nats.Conn, jetstream.JetStream, error) {
 	shown := redactURL(rawURL)
-	nc, err := nats.Connect(rawURL,
+	auth, err := cliNATSAuth(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(rawURL, append([]nats.Option{
 		nats.Name("orgbridge-cli"),
 		nats.Timeout(natsConnectTimeout),
 		nats.MaxReconnects(3),
-		nats.ReconnectWait(250*time.Millisecond),
-	)
+		nats.ReconnectWait(250 * time.Millisecond),
+	}, auth...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot reach NATS at %s: %w; is `orgbridge dev` or a NATS server running?", shown, err)
 	}

@@ -68,7 +68,7 @@ func runReplay(ctx context.Context, c *cli, args []string) error {
 		return usagef("%v", err)
 	}
 
-	nc, js, err := connectJetStream(ctx, *natsURL)
+	nc, js, err := connectJetStream(ctx, c, *natsURL)
 	if err != nil {
 		return err
 	}

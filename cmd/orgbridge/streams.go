@@ -21,7 +21,7 @@ func runStreams(ctx context.Context, c *cli, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q; streams takes flags only", fs.Arg(0))
 	}
-	nc, js, err := connectJetStream(ctx, *natsURL)
+	nc, js, err := connectJetStream(ctx, c, *natsURL)
 	if err != nil {
 		return err
 	}

@@ -105,7 +105,9 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	g.Go(func() error {
 		return serveHTTP(gctx, ingress.NewHTTPServer(cfg.MetricsAddr, mux), l, cfg.ShutdownTimeout, log)
 	})
-	g.Go(func() error { return runWorkers(gctx, cfg, cfg.NATSURL, rdb, reg, log, names, live) })
+	g.Go(func() error {
+		return runWorkers(gctx, cfg, cfg.NATSURL, rdb, reg, log, names, live, natsAuth(cfg.NATS)...)
+	})
 	return g.Wait()
 }
 

@@ -44,7 +44,18 @@ type Var struct {
 func Vars() []Var {
 	return []Var{
 		{"NATS_URL", DefaultNATSURL, "NATS server the ingress, workers and CLI connect to (not used by dev)"},
-		{"REDIS_URL", "", "Redis URL (redis://host:port/db); dev starts a redis-server child when unset"},
+		{"NATS_USER", "", "NATS user of this part (deploy/nats/nats.conf: ingress, worker or ops); with NATS_PASSWORD (not used by dev)"},
+		{"NATS_PASSWORD", "", "password of NATS_USER"},
+		{"NATS_CREDS", "", "NATS .creds file (JWT and nkey seed) instead of NATS_USER, for an operator-mode server"},
+		{"NATS_NKEY_SEED", "", "file holding a NATS user nkey seed (SU…) instead of NATS_USER"},
+		{"NATS_TLS_CA", "", "CA file the NATS server's certificate is checked against (default: the system roots; NATS_URL tls://…)"},
+		{"NATS_TLS_CERT", "", "client certificate for a NATS server that verifies clients; with NATS_TLS_KEY"},
+		{"NATS_TLS_KEY", "", "key of NATS_TLS_CERT"},
+		{"NATS_ADMIN_USER", "", "ingress: NATS user of the admin API and console (the ops user; they publish disconnect requests and manage dead letters); with NATS_ADMIN_PASSWORD"},
+		{"NATS_ADMIN_PASSWORD", "", "password of NATS_ADMIN_USER"},
+		{"NATS_ADMIN_CREDS", "", "ingress: NATS .creds file of the admin API and console, instead of NATS_ADMIN_USER"},
+		{"NATS_ADMIN_NKEY_SEED", "", "ingress: file holding the nkey seed of the admin API and console, instead of NATS_ADMIN_USER"},
+		{"REDIS_URL", "", "Redis URL with the ACL user and password (redis://orgbridge:<password>@host:6379/0; rediss:// for TLS); dev starts a redis-server child when unset"},
 		{"SLACK_SIGNING_SECRET", "", "Slack app signing secret; required outside dev (dev generates one)"},
 		{"ORGBRIDGE_HTTP_ADDR", DefaultHTTPAddr, "address the ingress listens on"},
 		{"ORGBRIDGE_NATS_ADDR", DefaultNATSAddr, "dev: address the embedded NATS server listens on"},
@@ -88,6 +99,8 @@ func Vars() []Var {
 // Config holds every setting; commands use the parts they need.
 type Config struct {
 	NATSURL            string
+	NATS               NATSAuth // how the ingress, the workers and the CLI authenticate to NATS
+	NATSAdmin          NATSAuth // the ingress's admin API and console, when they have their own NATS user
 	RedisURL           string
 	SlackSigningSecret Secret
 	HTTPAddr           string
@@ -204,6 +217,12 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.SMTP, err = loadSMTP(getenv); err != nil {
 		return c, err
 	}
+	if c.NATS, err = LoadNATSAuth(getenv); err != nil {
+		return c, err
+	}
+	if c.NATSAdmin, err = LoadNATSAdminAuth(getenv); err != nil {
+		return c, err
+	}
 	if c.LogLevel, err = parseLevel(getenv("ORGBRIDGE_LOG_LEVEL")); err != nil {
 		return c, &Error{"ORGBRIDGE_LOG_LEVEL", err.Error()}
 	}
@@ -284,7 +303,7 @@ func (c Config) RequireProduction(needSigningSecret bool) error {
 		return &Error{"SLACK_SIGNING_SECRET", "is required (the signing secret from your Slack app's Basic Information page)"}
 	}
 	if c.RedisURL == "" {
-		return &Error{"REDIS_URL", "is required outside dev mode (for example redis://127.0.0.1:6379/0)"}
+		return &Error{"REDIS_URL", "is required outside dev mode (for example redis://orgbridge:<password>@127.0.0.1:6379/0)"}
 	}
 	if c.EncryptionKeys == "" {
 		return &Error{"ORGBRIDGE_ENCRYPTION_KEYS", "is required outside dev mode: id:base64 of 32 random bytes, e.g. k1:$(head -c32 /dev/urandom | base64)"}
