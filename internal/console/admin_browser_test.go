@@ -99,11 +99,11 @@ func (e *env) countMappings(f mapping.Filter) int {
 	return n
 }
 
-// TestOrgAdminManagesWorkspacesAndMappings: Acme's admin sees the org's
+// TestConsoleOrgAdminManagesWorkspacesAndMappings: Acme's admin sees the org's
 // workspaces with their status, pages and filters its mappings, exports
 // them, deletes a workspace's mappings after confirming, and imports a CSV
 // whose row of another org is refused. Globex's data never shows.
-func TestOrgAdminManagesWorkspacesAndMappings(t *testing.T) {
+func TestConsoleOrgAdminManagesWorkspacesAndMappings(t *testing.T) {
 	e := newEnv(t, withAdminPages)
 	e.adminWorld()
 	alice := e.browser

@@ -139,12 +139,12 @@ func (e *env) signInAsOperator(ctx context.Context) {
 	)
 }
 
-// TestOperatorDisconnectsAndDeadLetters: the operator files a disconnect
+// TestConsoleOperatorDisconnectsAndDeadLetters: the operator files a disconnect
 // as a dry run, then for real through the confirmation; finds both in the
 // list and the audit CSV; sets and dry-runs a policy; inspects a dead
 // letter (its body shown as text), re-drives it to its consumer and purges
 // another after confirming; and reads the streams' pending counts.
-func TestOperatorDisconnectsAndDeadLetters(t *testing.T) {
+func TestConsoleOperatorDisconnectsAndDeadLetters(t *testing.T) {
 	ow := &operatorWorld{}
 	e := newEnv(t, withAdminPages, ow.option)
 	op := e.browser
