@@ -89,16 +89,15 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("ORGBRIDGE_NATS_ADDR: %w", err)
 	}
 	defer ns.Shutdown()
-	redisURL := cfg.RedisURL
-	if redisURL == "" {
+	if !cfg.Redis.Configured() {
 		child, err := devstack.StartRedis(ctx, filepath.Join(cfg.DataDir, "redis"), log)
 		if err != nil {
 			return err
 		}
 		defer child.Stop()
-		redisURL = child.URL()
+		cfg.Redis.URL = child.URL()
 	}
-	rdb, err := openRedis(ctx, redisURL)
+	rdb, err := openRedis(ctx, cfg.Redis)
 	if err != nil {
 		return err
 	}
@@ -148,7 +147,7 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 		"  NATS     %s   (export NATS_URL=%s for the CLI)\n"+
 		"  Redis    %s\n"+
 		"  data     %s\n",
-		cfg.HTTPAddr, cfg.HTTPAddr, ns.URL(), ns.URL(), redisURL, cfg.DataDir)
+		cfg.HTTPAddr, cfg.HTTPAddr, ns.URL(), ns.URL(), cfg.Redis, cfg.DataDir)
 	if emu != nil {
 		printEmulators(c, emu, "http://"+cfg.HTTPAddr)
 	}

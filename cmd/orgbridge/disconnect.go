@@ -193,10 +193,10 @@ func runDisconnect(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 
-	if cfg.RedisURL == "" {
-		return usagef("REDIS_URL (or --redis-url) is required")
+	if !cfg.Redis.Configured() {
+		return usagef("REDIS_URL (or --redis-url, or REDIS_SENTINEL_ADDRS, or REDIS_CLUSTER_ADDRS) is required")
 	}
-	rdb, err := openRedis(ctx, cfg.RedisURL)
+	rdb, err := openRedis(ctx, cfg.Redis)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ func runIngress(ctx context.Context, c *cli, args []string) error {
 }
 
 // serveIngress runs the ingress until ctx ends; `ingress` and `dev` share it.
-func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb *redis.Client, reg *prometheus.Registry, log *slog.Logger, natsOpts ...nats.Option) error {
+func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb redis.UniversalClient, reg *prometheus.Registry, log *slog.Logger, natsOpts ...nats.Option) error {
 	conns, jss, err := ingressConns(natsURL, ingressPublishConns, cfg.PublishTimeout, log, natsOpts...)
 	if err != nil {
 		return err

@@ -46,14 +46,14 @@ func runKeysRotate(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.RedisURL == "" {
-		return usagef("REDIS_URL is required")
+	if !cfg.Redis.Configured() {
+		return usagef("REDIS_URL (or REDIS_SENTINEL_ADDRS, or REDIS_CLUSTER_ADDRS) is required")
 	}
 	keys, err := store.ParseKeyring(cfg.EncryptionKeys.Reveal())
 	if err != nil {
 		return usagef("ORGBRIDGE_ENCRYPTION_KEYS: %v", err)
 	}
-	rdb, err := openRedis(ctx, cfg.RedisURL)
+	rdb, err := openRedis(ctx, cfg.Redis)
 	if err != nil {
 		return err
 	}

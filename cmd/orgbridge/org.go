@@ -47,7 +47,7 @@ func runOrg(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return usagef("ORGBRIDGE_ENCRYPTION_KEYS: %v", err)
 	}
-	rdb, err := openRedis(ctx, cfg.RedisURL)
+	rdb, err := openRedis(ctx, cfg.Redis)
 	if err != nil {
 		return err
 	}

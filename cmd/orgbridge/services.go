@@ -97,23 +97,7 @@ func connectService(url, name string, log *slog.Logger, extra ...nats.Option) (*
 	return nc, nil
 }
 
-// openRedis connects to url and checks it answers.
-func openRedis(ctx context.Context, url string) (*redis.Client, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, usagef("REDIS_URL: %v", err)
-	}
-	rdb := redis.NewClient(opts)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("cannot reach Redis at %s: %w", opts.Addr, err)
-	}
-	return rdb, nil
-}
-
-// natsReady and redisReady are /readyz checks.
+// natsReady is a /readyz check (redisReady is in redis.go).
 func natsReady(conns ...*nats.Conn) func(context.Context) error {
 	return func(context.Context) error {
 		for _, nc := range conns {
@@ -123,10 +107,6 @@ func natsReady(conns ...*nats.Conn) func(context.Context) error {
 		}
 		return nil
 	}
-}
-
-func redisReady(rdb *redis.Client) func(context.Context) error {
-	return func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 }
 
 // natsWatch holds the NATS connections a process's GET /healthz watches (see
@@ -222,7 +202,7 @@ func drain(conns []*nats.Conn, timeout time.Duration) {
 
 // loadService reads the configuration of a long-running part, checks what the
 // production shape needs, and connects to Redis.
-func loadService(ctx context.Context, c *cli, f *serviceFlags, needSigningSecret bool) (config.Config, *slog.Logger, *redis.Client, error) {
+func loadService(ctx context.Context, c *cli, f *serviceFlags, needSigningSecret bool) (config.Config, *slog.Logger, redis.UniversalClient, error) {
 	cfg, err := f.load(c)
 	if err != nil {
 		return cfg, nil, nil, err
@@ -231,7 +211,7 @@ func loadService(ctx context.Context, c *cli, f *serviceFlags, needSigningSecret
 		return cfg, nil, nil, usagef("%v", err)
 	}
 	log := newLogger(c, cfg)
-	rdb, err := openRedis(ctx, cfg.RedisURL)
+	rdb, err := openRedis(ctx, cfg.Redis)
 	return cfg, log, rdb, err
 }
 

@@ -28,7 +28,7 @@ type workerDeps struct {
 	cfg config.Config
 	nc  *nats.Conn
 	js  jetstream.JetStream
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	log *slog.Logger
 	reg prometheus.Registerer
 }
@@ -120,7 +120,7 @@ func workerHealth(live *natsWatch) http.Handler {
 // runWorkers runs the named workers (all that this version has when only is
 // empty) until ctx ends, then drains them. live (nil: none) watches the NATS
 // connection for /healthz.
-func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb *redis.Client, reg prometheus.Registerer, log *slog.Logger, only []string, live *natsWatch, natsOpts ...nats.Option) error {
+func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb redis.UniversalClient, reg prometheus.Registerer, log *slog.Logger, only []string, live *natsWatch, natsOpts ...nats.Option) error {
 	nc, err := connectService(natsURL, "orgbridge-worker", log, natsOpts...)
 	if err != nil {
 		return err

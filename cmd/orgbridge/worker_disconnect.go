@@ -51,7 +51,7 @@ func maxNotBefore(streamMaxAge time.Duration) time.Duration {
 
 // disconnectInstallations reads org-wide installs of this Slack app from the
 // installation store the binding worker fills.
-func disconnectInstallations(cfg config.Config, rdb *redis.Client) (disconnect.StoreInstallations, error) {
+func disconnectInstallations(cfg config.Config, rdb redis.UniversalClient) (disconnect.StoreInstallations, error) {
 	keys, err := store.ParseKeyring(cfg.EncryptionKeys.Reveal())
 	if err != nil {
 		return disconnect.StoreInstallations{}, usagef("ORGBRIDGE_ENCRYPTION_KEYS: %v", err)

@@ -56,6 +56,15 @@ func Vars() []Var {
 		{"NATS_ADMIN_CREDS", "", "ingress: NATS .creds file of the admin API and console, instead of NATS_ADMIN_USER"},
 		{"NATS_ADMIN_NKEY_SEED", "", "ingress: file holding the nkey seed of the admin API and console, instead of NATS_ADMIN_USER"},
 		{"REDIS_URL", "", "Redis URL with the ACL user and password (redis://orgbridge:<password>@host:6379/0; rediss:// for TLS); dev starts a redis-server child when unset"},
+		{"REDIS_SENTINEL_ADDRS", "", "Redis behind Sentinel, instead of REDIS_URL: comma-separated host:port of the Sentinels; with REDIS_SENTINEL_MASTER"},
+		{"REDIS_SENTINEL_MASTER", "", "name the Sentinels monitor the primary under (`sentinel monitor <name> …`)"},
+		{"REDIS_SENTINEL_USERNAME", "", "ACL user of the Sentinels themselves, when they require one"},
+		{"REDIS_SENTINEL_PASSWORD", "", "password of the Sentinels themselves (sentinel.conf `requirepass`), when they require one"},
+		{"REDIS_CLUSTER_ADDRS", "", "Redis Cluster, instead of REDIS_URL: comma-separated host:port of some of its nodes (the others are discovered)"},
+		{"REDIS_USERNAME", "", "ACL user of the Redis servers with REDIS_SENTINEL_ADDRS or REDIS_CLUSTER_ADDRS (with REDIS_URL it may be in the URL)"},
+		{"REDIS_PASSWORD", "", "password of REDIS_USERNAME (or of the default user)"},
+		{"REDIS_TLS", "false", "true: TLS to Redis and the Sentinels (a rediss:// REDIS_URL turns it on as well)"},
+		{"REDIS_TLS_CA", "", "CA file the Redis servers' certificates are checked against (default: the system roots)"},
 		{"SLACK_SIGNING_SECRET", "", "Slack app signing secret; required outside dev (dev generates one)"},
 		{"ORGBRIDGE_HTTP_ADDR", DefaultHTTPAddr, "address the ingress listens on"},
 		{"ORGBRIDGE_NATS_ADDR", DefaultNATSAddr, "dev: address the embedded NATS server listens on"},
@@ -101,7 +110,7 @@ type Config struct {
 	NATSURL            string
 	NATS               NATSAuth // how the ingress, the workers and the CLI authenticate to NATS
 	NATSAdmin          NATSAuth // the ingress's admin API and console, when they have their own NATS user
-	RedisURL           string
+	Redis              Redis    // one server, a primary behind Sentinel or a Redis Cluster
 	SlackSigningSecret Secret
 	HTTPAddr           string
 	NATSAddr           string
@@ -173,7 +182,6 @@ func (e *Error) Error() string { return e.Var + ": " + e.Problem }
 func Load(getenv func(string) string) (Config, error) {
 	c := Config{
 		NATSURL:            or(getenv("NATS_URL"), DefaultNATSURL),
-		RedisURL:           getenv("REDIS_URL"),
 		SlackSigningSecret: Secret(getenv("SLACK_SIGNING_SECRET")),
 		HTTPAddr:           or(getenv("ORGBRIDGE_HTTP_ADDR"), DefaultHTTPAddr),
 		NATSAddr:           or(getenv("ORGBRIDGE_NATS_ADDR"), DefaultNATSAddr),
@@ -215,6 +223,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	var err error
 	if c.SMTP, err = loadSMTP(getenv); err != nil {
+		return c, err
+	}
+	if c.Redis, err = LoadRedis(getenv); err != nil {
 		return c, err
 	}
 	if c.NATS, err = LoadNATSAuth(getenv); err != nil {
@@ -281,11 +292,6 @@ func (c Config) validateCommon() error {
 			return &Error{u.name, err.Error()}
 		}
 	}
-	if c.RedisURL != "" {
-		if err := checkURL(c.RedisURL, "redis", "rediss", "unix"); err != nil {
-			return &Error{"REDIS_URL", err.Error()}
-		}
-	}
 	for _, a := range []struct{ name, addr string }{{"ORGBRIDGE_HTTP_ADDR", c.HTTPAddr}, {"ORGBRIDGE_NATS_ADDR", c.NATSAddr}, {"ORGBRIDGE_METRICS_ADDR", c.MetricsAddr},
 		{"ORGBRIDGE_SLACK_EMULATOR_ADDR", c.SlackEmulatorAddr}, {"ORGBRIDGE_ORG_EMULATOR_ADDR", c.OrgEmulatorAddr},
 		{"ORGBRIDGE_SMTP_EMULATOR_ADDR", c.SMTPEmulatorAddr}} {
@@ -302,8 +308,8 @@ func (c Config) RequireProduction(needSigningSecret bool) error {
 	if needSigningSecret && c.SlackSigningSecret == "" {
 		return &Error{"SLACK_SIGNING_SECRET", "is required (the signing secret from your Slack app's Basic Information page)"}
 	}
-	if c.RedisURL == "" {
-		return &Error{"REDIS_URL", "is required outside dev mode (for example redis://orgbridge:<password>@127.0.0.1:6379/0)"}
+	if !c.Redis.Configured() {
+		return &Error{"REDIS_URL", "is required outside dev mode (for example redis://orgbridge:<password>@127.0.0.1:6379/0); or REDIS_SENTINEL_ADDRS with REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_ADDRS"}
 	}
 	if c.EncryptionKeys == "" {
 		return &Error{"ORGBRIDGE_ENCRYPTION_KEYS", "is required outside dev mode: id:base64 of 32 random bytes, e.g. k1:$(head -c32 /dev/urandom | base64)"}
