@@ -236,6 +236,31 @@ func (e *Emulator) setActive(orgID, username string, active bool) error {
 	return nil
 }
 
+// RevokeTokens revokes every access and refresh token of a user, as the user
+// revoking the app's access in their settings does: the user stays active,
+// their tokens stop working (a refresh fails with invalid_grant), and a new
+// login works.
+func (e *Emulator) RevokeTokens(orgID, username string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.orgLocked(orgID)
+	if o == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownOrg, orgID)
+	}
+	u := o.dir.userByName(username)
+	if u == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownUser, username)
+	}
+	for _, m := range []map[string]*grant{e.access, e.refresh} {
+		for tok, g := range m {
+			if g.orgID == o.id && g.userID == u.ID {
+				delete(m, tok)
+			}
+		}
+	}
+	return nil
+}
+
 // SetPermissions changes the org-level and per-user permission for the app.
 // Nothing changes when a username is unknown.
 func (e *Emulator) SetPermissions(orgID string, p Permissions) error {
@@ -401,6 +426,14 @@ func (e *Emulator) handleUserActive(active bool) http.HandlerFunc {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+func (e *Emulator) handleRevokeTokens(w http.ResponseWriter, r *http.Request) {
+	if err := e.RevokeTokens(r.PathValue("org"), r.PathValue("username")); err != nil {
+		controlFail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (e *Emulator) handleAddUser(w http.ResponseWriter, r *http.Request) {

@@ -258,6 +258,7 @@ func (e *Emulator) routes() *http.ServeMux {
 	m.HandleFunc("POST /_emulator/orgs/{org}/users/{username}/admin", e.handleSetAdmin)
 	m.HandleFunc("POST /_emulator/orgs/{org}/users/{username}/deactivate", e.handleUserActive(false))
 	m.HandleFunc("POST /_emulator/orgs/{org}/users/{username}/activate", e.handleUserActive(true))
+	m.HandleFunc("POST /_emulator/orgs/{org}/users/{username}/revoke-tokens", e.handleRevokeTokens)
 	m.HandleFunc("GET /_emulator/scim", e.handleSnapshot)
 	return m
 }
