@@ -27,8 +27,10 @@ func msgSameUserMapping(username string) string {
 	return "Your Slack account was connected to this org as " + username + " before. Deleting a mapping keeps that association, so log in as " + username + " again (an admin can deactivate that org user to free your Slack account)."
 }
 
+// msgTaken names the other Slack user as people read it ([Worker.slackName]):
+// the text is shown on a web page and posted in Slack, so no Slack markup.
 func msgTaken(username, slackUser string) string {
-	return "Org user " + username + " is already mapped to another Slack user (<@" + slackUser + ">) in this workspace. Log in with your own org user."
+	return "Org user " + username + " is already mapped to another Slack user in this workspace (" + slackUser + "). Log in with your own org user."
 }
 
 const (
@@ -82,7 +84,15 @@ func (w *Worker) HandleOrgConnect(ctx context.Context, m *bus.Message) error {
 	}
 	fail := func(title, msg string) error {
 		w.log.Info("org connect refused", "flow", c.FlowID, "workspace", c.Scope, "slack_user", c.SlackUserID, "reason", title)
-		return outcome(false, title, msg)
+		if err := outcome(false, title, msg); err != nil {
+			return err
+		}
+		// The page may be closed, or never load: say it in Slack too.
+		a := actor{app: c.AppID, team: c.TeamID, ent: c.EnterpriseID, user: c.SlackUserID}
+		if err := w.tellUser(ctx, a, "*Connecting to the org failed: "+title+".* "+msg); err != nil {
+			w.log.Warn("could not tell the user in Slack why connecting failed", "flow", c.FlowID, "slack_user", c.SlackUserID, "err", err)
+		}
+		return nil
 	}
 	if c.Error != "" {
 		return fail(titleFor(&orgapi.APIError{Code: c.Error, Description: c.ErrorDescription}))
@@ -123,31 +133,71 @@ func (w *Worker) HandleOrgConnect(ctx context.Context, m *bus.Message) error {
 		return err
 	}
 	bound := b != nil && b.Valid
-	switch {
-	case bound && b.OrgID != org:
-		return fail("Already connected to another org", msgAlreadyBound(orgLabel(b.OrgName, b.OrgID)))
-	case !bound:
+	if bound && b.OrgID != org {
+		// Before refusing, make sure the bound org still works: one that
+		// expired since the last check must not keep the workspace.
+		res, err := w.probe(ctx, c.Scope, b, "", "")
+		if err != nil {
+			return err
+		}
+		if res.health != orgGone {
+			return fail("Already connected to another org", msgAlreadyBound(orgLabel(b.OrgName, b.OrgID)))
+		}
+		if _, err := w.orgGone(ctx, c.Scope, b); err != nil {
+			return err
+		}
+		b.Valid, bound = false, false
+	}
+	if !bound {
 		past, err := w.cfg.Bindings.History(ctx, c.Scope, org)
 		if err != nil {
 			return err
 		}
 		if past != nil && past.OrgUserID != orgUser {
-			return fail("Use the same org user as before", msgSameUserWorkspace(orgLabel(past.OrgName, org), past.Username))
+			// The rule asks for the org user who connected the workspace
+			// before; one who can no longer log in (inactive, gone) cannot be
+			// asked for: they are fully revoked, and this user may connect.
+			gone, err := w.freeInactive(ctx, c.Scope, org, tok, past.OrgUserID, past.Username, lock)
+			if err != nil {
+				return err
+			}
+			if !gone {
+				return fail("Use the same org user as before", msgSameUserWorkspace(orgLabel(past.OrgName, org), past.Username))
+			}
 		}
 	}
 	if a, err := w.cfg.Mappings.Association(ctx, c.Scope, org, c.SlackUserID); err == nil && a.OrgUserID != orgUser {
-		return fail("Use the same org user as before", msgSameUserMapping(a.Username))
+		gone, err := w.freeInactive(ctx, c.Scope, org, tok, a.OrgUserID, a.Username, lock)
+		if err != nil {
+			return err
+		}
+		if !gone {
+			return fail("Use the same org user as before", msgSameUserMapping(a.Username))
+		}
 	} else if err != nil && !errors.Is(err, mapping.ErrNotFound) {
 		return err
 	}
 	if !bound {
+		if b != nil && b.OrgID != org {
+			// Re-bound to a new org: the old org's mappings and associations
+			// here go with the old binding (before it is replaced, so a retry
+			// still finds the old org to clear).
+			n, err := w.cfg.Mappings.RevokeOrgIn(ctx, c.Scope, b.OrgID, lock)
+			if err != nil {
+				return err
+			}
+			w.audit(ctx, c.Scope, AuditEntry{Action: AuditOldOrgRemoved, OrgID: b.OrgID, Actor: c.SlackUserID, Mappings: n,
+				Detail: fmt.Sprintf("re-bound from %s to %s: the old org's mappings and associations removed", orgLabel(b.OrgName, b.OrgID), org)})
+		}
 		nb := &Binding{Scope: c.Scope, OrgID: org, OrgName: w.orgName(ctx, tok), InstanceURL: tok.InstanceURL,
 			ConnectedByOrgUser: orgUser, ConnectedByUsername: username, ConnectedBySlack: c.SlackUserID,
 			ConnectedAt: time.Now().UTC(), Valid: true, RefreshToken: store.Secret(tok.RefreshToken)}
 		if err := w.cfg.Bindings.Bind(ctx, nb, lock); err != nil {
 			return err
 		}
-		w.log.Info("workspace bound to org", "workspace", c.Scope, "org", org, "org_user", orgUser)
+		_ = w.cfg.Bindings.ForgetProbe(ctx, c.Scope)
+		w.audit(ctx, c.Scope, AuditEntry{Action: AuditBound, OrgID: org, Actor: c.SlackUserID,
+			Detail: "connected to " + orgLabel(nb.OrgName, org) + " by " + username})
 		b = nb
 	}
 	mp, err := w.cfg.Mappings.ConnectFenced(ctx, &mapping.Mapping{Workspace: c.Scope, SlackUserID: c.SlackUserID, OrgID: org,
@@ -158,7 +208,7 @@ func (w *Worker) HandleOrgConnect(ctx context.Context, m *bus.Message) error {
 	case errors.As(err, &ae):
 		return fail("Use the same org user as before", msgSameUserMapping(ae.Username))
 	case errors.As(err, &te):
-		return fail("Org user already mapped", msgTaken(username, te.SlackUserID))
+		return fail("Org user already mapped", msgTaken(username, w.slackName(ctx, c.AppID, c.EnterpriseID, c.TeamID, te.SlackUserID)))
 	case err != nil:
 		return err
 	}
@@ -235,4 +285,61 @@ func titleFor(err error) (string, string) {
 		return "Login failed", "The org answered " + ae.Code + ". Run /orgbridge connect in Slack to try again."
 	}
 	return "", ""
+}
+
+// freeInactive reports whether org user ou, whom a connect rule would have
+// the user log in as (the one who connected the workspace before, or the one
+// the Slack user was associated with), can no longer log in: the org, asked
+// with the connecting user's token, shows them inactive or no longer has
+// them. Such a user is fully revoked in ws (the seed's full revocation), so no
+// rule holds anyone to them any more. When the org cannot be asked, the rule
+// stands.
+func (w *Worker) freeInactive(ctx context.Context, ws, org string, tok *orgapi.Token, ou, username string, lock *store.Lock) (bool, error) {
+	active, err := w.orgUserActive(ctx, tok, ou)
+	if err != nil {
+		w.log.Warn("could not tell whether an earlier org user can still log in; the rule stands", "workspace", ws, "org_user", ou, "err", err)
+		return false, nil
+	}
+	if active {
+		return false, nil
+	}
+	u, err := w.cfg.Mappings.RevokeOrgUserIn(ctx, ws, org, ou, lock)
+	if err != nil {
+		return false, err
+	}
+	e := AuditEntry{Action: AuditUserRevoked, OrgID: org, Actor: "orgbridge",
+		Detail: "the org shows " + username + " inactive, so a new login need not use it: fully revoked"}
+	if u != "" {
+		e.Mappings, e.Detail = 1, e.Detail+" (Slack user "+u+")"
+	}
+	w.audit(ctx, ws, e)
+	return true, nil
+}
+
+// slackName is how Slack user u is named on a page people read: their name
+// in Slack (users.info), not Slack markup; "Slack user <id>" when Slack does
+// not say.
+func (w *Worker) slackName(ctx context.Context, app, ent, team, u string) string {
+	c, _, err := w.botClient(ctx, app, ent, team)
+	if err == nil {
+		info, err := c.GetUserInfoContext(ctx, u)
+		if err == nil {
+			name := info.RealName
+			if name == "" {
+				name = info.Profile.DisplayName
+			}
+			switch {
+			case name != "" && info.Name != "":
+				return name + " (@" + info.Name + ")"
+			case name != "":
+				return name
+			case info.Name != "":
+				return "@" + info.Name
+			}
+		}
+	}
+	if err != nil {
+		w.log.Info("Slack user's name not available", "slack_user", u, "err", err)
+	}
+	return "Slack user " + u
 }

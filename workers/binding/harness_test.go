@@ -56,6 +56,11 @@ type envOpts struct {
 	slackHTTP *http.Client
 	// lockWait is how long an org login waits for the workspace lock (0: the default).
 	lockWait time.Duration
+	// orgCheck is the worker's OrgCheckEvery (0: -1, every interaction);
+	// orgProbe its OrgProbeEvery (0: the default).
+	orgCheck, orgProbe time.Duration
+	// orgHTTP, when set, is the HTTP client of the worker's org calls.
+	orgHTTP *http.Client
 }
 
 func startEnv(t *testing.T, o envOpts) *env {
@@ -90,6 +95,17 @@ func startEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	workerOrg := orgClient
+	if o.orgHTTP != nil {
+		if workerOrg, err = orgapi.New(orgapi.Config{BaseURL: e.org.URL(), ClientID: "orgbridge", ClientSecret: "s3cret",
+			RedirectURL: e.ingress.URL + ingress.PathOrgCallback, HTTPClient: o.orgHTTP}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	orgCheck := o.orgCheck
+	if orgCheck == 0 {
+		orgCheck = -1
+	}
 	js, err := jetstream.New(e.nats.Conn, jetstream.WithPublishAsyncTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +125,8 @@ func startEnv(t *testing.T, o envOpts) *env {
 	e.binding, err = binding.New(binding.Config{Installations: e.installs, Bindings: e.bindings, Mappings: e.mappings,
 		States: states, Locker: store.NewLocker(rdb), Idempotency: store.NewIdempotency(rdb), Keys: e.keys,
 		Slack: &slackapi.OAuthApp{APIURL: e.slack.APIURL(), ClientID: e.slack.ClientID(), ClientSecret: e.slack.ClientSecret(), HTTP: o.slackHTTP},
-		Org:   orgClient, Publish: pub, PublicURL: e.ingress.URL, OrgCheckEvery: -1, RefreshEvery: time.Hour, ConnectLockWait: o.lockWait, Log: testLogger(t)})
+		Org:   workerOrg, Publish: pub, PublicURL: e.ingress.URL, OrgCheckEvery: orgCheck, OrgProbeEvery: o.orgProbe,
+		RefreshEvery: time.Hour, ConnectLockWait: o.lockWait, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,9 +164,27 @@ func adminMux(b *binding.Worker, m *mapping.Worker) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/admin/api/installations", b.AdminHandler())
 	mux.Handle("/admin/api/bindings/", b.AdminHandler())
+	mux.Handle("/admin/api/orgs/", b.AdminHandler())
 	mux.Handle("/admin/api/mappings", m.AdminHandler())
 	mux.Handle("/admin/api/mappings/", m.AdminHandler())
 	return mux
+}
+
+// admin calls the admin API with the admin token and returns status and body.
+func (e *env) admin(method, path, body string) (int, string) {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(e.ctx, method, e.ingress.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer admin-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // browse follows redirects like a browser and returns the final page.

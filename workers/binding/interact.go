@@ -23,6 +23,7 @@ import (
 // Action ids of the buttons orgbridge renders.
 const (
 	ActionConnect       = "orgbridge_connect"
+	ActionInstall       = "orgbridge_install"
 	ActionDeleteMapping = "orgbridge_delete_mapping"
 )
 
@@ -65,163 +66,150 @@ type gateResult struct {
 	binding *Binding
 	mapping *mapping.Mapping
 	// prompt, when set, is what to tell the user instead; connect says whether
-	// to offer the connect button.
+	// to offer the connect button, install the install button.
 	prompt  string
 	connect bool
+	install bool
 }
 
-// gate decides whether a user may go on: the workspace must be validly bound
-// and the user mapped in its org, with a working org session.
+// Texts of the gate's prompts.
+const (
+	msgNotInstalled = "orgbridge isn't installed in this workspace (or its installation was removed). " +
+		"Install the app to continue; then connect your org."
+	msgNotConnected = "This workspace isn't connected to an org yet. Connect it to continue: you log into the org once, for every app in this workspace."
+)
+
+// gate decides whether a user may go on: the app must be installed where
+// they are, the workspace validly bound to an org that still works, and the
+// user mapped in it, with a working org session.
 func (w *Worker) gate(ctx context.Context, ws string, a actor) (*gateResult, error) {
+	if a.app != "" {
+		_, err := w.cfg.Installations.Find(ctx, a.app, a.ent, a.team)
+		if errors.Is(err, store.ErrNoInstallation) {
+			return &gateResult{install: true, prompt: msgNotInstalled}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	b, err := w.cfg.Bindings.Get(ctx, ws)
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case b == nil:
-		return &gateResult{connect: true, prompt: "This workspace isn't connected to an org yet. Connect it to continue: you log into the org once, for every app in this workspace."}, nil
+		return &gateResult{connect: true, prompt: msgNotConnected}, nil
 	case !b.Valid:
-		return &gateResult{binding: b, connect: true, prompt: "The org this workspace was connected to, " + orgLabel(b.OrgName, b.OrgID) +
-			", expired or is no longer valid. Log into a new org to continue."}, nil
+		return &gateResult{binding: b, connect: true, prompt: msgOrgGone(b)}, nil
 	}
 	m, err := w.cfg.Mappings.Get(ctx, ws, a.user)
-	if errors.Is(err, mapping.ErrNotFound) || (err == nil && m.OrgID != b.OrgID) {
+	if err != nil && !errors.Is(err, mapping.ErrNotFound) {
+		return nil, err
+	}
+	mapped := err == nil && m.OrgID == b.OrgID
+	var mine *mapping.Mapping
+	if mapped {
+		mine = m
+	}
+	if g, err := w.checkOrg(ctx, ws, b, mine); err != nil || g != nil {
+		return g, err
+	}
+	if !mapped {
 		p := "Connect your Slack account to " + orgLabel(b.OrgName, b.OrgID) + " to continue. You log in once for every app in this workspace."
 		if as, aerr := w.cfg.Mappings.Association(ctx, ws, b.OrgID, a.user); aerr == nil {
 			p += " Use the same org user as before: " + as.Username + "."
 		}
 		return &gateResult{binding: b, connect: true, prompt: p}, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	if prompt, err := w.checkOrgSession(ctx, ws, b, m); err != nil || prompt != "" {
-		return &gateResult{binding: b, connect: true, prompt: prompt}, err
+	if g, err := w.checkOrgSession(ctx, ws, b, m); err != nil || g != nil {
+		return g, err
 	}
 	return &gateResult{binding: b, mapping: m}, nil
 }
 
 // checkOrgSession verifies, at most every OrgCheckEvery, that the user's org
-// session still works. A refused refresh alone does not say why: the user may
-// have revoked the app, the token may have expired by policy, an admin may
-// have deactivated the user, or the whole org may have expired. So orgbridge
-// asks the org with another token that still works (the binding's, or
-// another mapped user's): no working token at all means the org expired (it
-// fails for everyone) and the binding is marked invalid; a user the org shows
-// inactive (or gone) is fully revoked, as an admin deactivation requires;
-// anything else only ends that user's mapping (the association stays, so they
-// reconnect with the same org user).
-func (w *Worker) checkOrgSession(ctx context.Context, ws string, b *Binding, m *mapping.Mapping) (string, error) {
+// session still works. The org refusing the app (the user's permission or the
+// org's) is said as such, every time, and changes nothing: the mapping works
+// again once an admin grants it. A refused refresh alone does not say why:
+// the user may have revoked the app, the token may have expired by policy, an
+// admin may have deactivated the user, or the whole org may have expired. So
+// orgbridge asks the org with another token ([Worker.probe]): none working
+// means the org is gone and the binding is marked invalid; a user the org
+// shows inactive (or gone) is fully revoked, as an admin deactivation
+// requires; anything else only ends that user's mapping (the association
+// stays, so they reconnect with the same org user). Either way the workspace
+// stays bound.
+func (w *Worker) checkOrgSession(ctx context.Context, ws string, b *Binding, m *mapping.Mapping) (*gateResult, error) {
 	if m.RefreshToken == "" {
-		return "", nil // imported mapping: the user has no org session of their own yet
+		return nil, nil // imported mapping: the user has no org session of their own yet
 	}
 	due, err := w.cfg.Mappings.CheckDue(ctx, ws, m.SlackUserID)
 	if err != nil || !due {
-		return "", err
+		return nil, err
 	}
 	tok, err := w.cfg.Org.Refresh(ctx, orgapi.Secret(m.RefreshToken))
 	if err == nil {
 		ui, uerr := w.cfg.Org.UserInfo(ctx, tok.AccessToken)
 		switch {
 		case uerr == nil && !ui.Active:
-			return w.revokeUser(ctx, ws, m)
+			return w.revokeUser(ctx, ws, b, m)
 		case uerr == nil:
-			return "", w.cfg.Mappings.MarkChecked(ctx, ws, m.SlackUserID, w.cfg.OrgCheckEvery)
+			return nil, w.cfg.Mappings.MarkChecked(ctx, ws, m.SlackUserID, w.cfg.OrgCheckEvery)
 		case errors.Is(uerr, orgapi.ErrInvalidToken):
 			err = uerr
 		default:
-			return "", uerr
+			return nil, uerr
 		}
 	}
-	if !errors.Is(err, orgapi.ErrInvalidGrant) && !errors.Is(err, orgapi.ErrInvalidToken) {
-		return "", err
+	switch {
+	case errors.Is(err, orgapi.ErrOrgNotPermitted):
+		w.log.Info("org does not permit the app", "workspace", ws, "org", b.OrgID, "slack_user", m.SlackUserID)
+		w.orgBlocked(ctx, ws)
+		return &gateResult{binding: b, prompt: msgOrgBlocked(b)}, nil
+	case errors.Is(err, orgapi.ErrUserNotPermitted):
+		w.log.Info("org user not permitted to use the app", "workspace", ws, "org", b.OrgID, "slack_user", m.SlackUserID, "org_user", m.OrgUserID)
+		return &gateResult{binding: b, prompt: msgUserBlocked(b, m.Username)}, nil
+	case !errors.Is(err, orgapi.ErrInvalidGrant) && !errors.Is(err, orgapi.ErrInvalidToken):
+		return nil, err
 	}
-	other, err := w.workingToken(ctx, ws, b, m)
-	if err != nil {
-		return "", err
-	}
-	if other == nil {
-		if _, err := w.cfg.Bindings.Invalidate(ctx, ws, b.OrgID, "the org refused its tokens (expired or no longer valid)"); err != nil {
-			return "", err
-		}
-		w.log.Info("binding invalid: org expired or no longer valid", "workspace", ws, "org", b.OrgID)
-		return "The org this workspace was connected to, " + orgLabel(b.OrgName, b.OrgID) + ", expired or is no longer valid. Log into a new org to continue.", nil
-	}
-	active, err := w.orgUserActive(ctx, other, m.OrgUserID)
-	if err != nil {
-		return "", err
-	}
-	if !active {
-		return w.revokeUser(ctx, ws, m)
-	}
-	if _, err := w.cfg.Mappings.Delete(ctx, ws, m.SlackUserID); err != nil && !errors.Is(err, mapping.ErrNotFound) {
-		return "", err
-	}
-	w.log.Info("org session of the user ended (token revoked or expired): mapping removed, association kept",
-		"workspace", ws, "slack_user", m.SlackUserID, "org_user", m.OrgUserID)
-	return "Your org login as " + m.Username + " is no longer valid (it was revoked or expired). Connect again to continue, with the same org user (" + m.Username + ").", nil
-}
-
-// maxProbeTokens bounds how many other users' tokens are tried to tell an
-// expired org from one user's dead session.
-const maxProbeTokens = 3
-
-// workingToken returns an access token of the org bound to ws that is not
-// m's: from the binding's refresh token, else from another mapped user's; nil
-// when none works (the org refuses everyone: it expired).
-func (w *Worker) workingToken(ctx context.Context, ws string, b *Binding, m *mapping.Mapping) (*orgapi.Token, error) {
-	tried := map[store.Secret]bool{m.RefreshToken: true}
-	try := func(rt store.Secret) (*orgapi.Token, error) {
-		if rt == "" || tried[rt] {
-			return nil, nil
-		}
-		tried[rt] = true
-		tok, err := w.cfg.Org.Refresh(ctx, orgapi.Secret(rt))
-		if errors.Is(err, orgapi.ErrInvalidGrant) {
-			return nil, nil
-		}
-		return tok, err
-	}
-	if tok, err := try(b.RefreshToken); tok != nil || err != nil {
-		return tok, err
-	}
-	others, err := w.cfg.Mappings.Sample(ctx, ws, b.OrgID, maxProbeTokens+1)
+	res, err := w.probe(ctx, ws, b, "", m.RefreshToken)
 	if err != nil {
 		return nil, err
 	}
-	n := 0
-	for _, o := range others {
-		if o.SlackUserID == m.SlackUserID || o.RefreshToken == "" || n >= maxProbeTokens {
-			continue
+	switch res.health {
+	case orgGone:
+		return w.orgGone(ctx, ws, b)
+	case orgBlocked:
+		w.orgBlocked(ctx, ws)
+		return &gateResult{binding: b, prompt: msgOrgBlocked(b)}, nil
+	}
+	if res.tok != nil {
+		active, err := w.orgUserActive(ctx, res.tok, m.OrgUserID)
+		if err != nil {
+			return nil, err
 		}
-		n++
-		if tok, err := try(o.RefreshToken); tok != nil || err != nil {
-			return tok, err
+		if !active {
+			return w.revokeUser(ctx, ws, b, m)
 		}
 	}
-	return nil, nil
-}
-
-// orgUserActive asks the org (its SCIM Users resource, with tok) whether org
-// user id is active; a user the org no longer has counts as inactive.
-func (w *Worker) orgUserActive(ctx context.Context, tok *orgapi.Token, id string) (bool, error) {
-	base := strings.TrimRight(tok.InstanceURL, "/") + "/services/scim/v2"
-	u, err := orgapi.NewSCIM(base, tok.AccessToken, nil).GetUser(ctx, id)
-	switch {
-	case errors.Is(err, orgapi.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("asking the org whether user %s is active: %w", id, err)
+	if _, err := w.cfg.Mappings.Delete(ctx, ws, m.SlackUserID); err != nil && !errors.Is(err, mapping.ErrNotFound) {
+		return nil, err
 	}
-	return u.IsActive(), nil
+	w.log.Info("org session of the user ended (token revoked or expired): mapping removed, association kept",
+		"workspace", ws, "slack_user", m.SlackUserID, "org_user", m.OrgUserID)
+	return &gateResult{binding: b, connect: true, prompt: "Your org login as " + m.Username +
+		" is no longer valid (it was revoked or expired). Connect again to continue, with the same org user (" + m.Username + ")."}, nil
 }
 
-func (w *Worker) revokeUser(ctx context.Context, ws string, m *mapping.Mapping) (string, error) {
+// revokeUser fully revokes m: the org shows its org user inactive.
+func (w *Worker) revokeUser(ctx context.Context, ws string, b *Binding, m *mapping.Mapping) (*gateResult, error) {
 	if _, err := w.cfg.Mappings.Revoke(ctx, ws, m.SlackUserID, m.OrgID); err != nil {
-		return "", err
+		return nil, err
 	}
-	w.log.Info("org user deactivated: mapping and association removed", "workspace", ws, "slack_user", m.SlackUserID, "org_user", m.OrgUserID)
-	return "Your org user " + m.Username + " is no longer active. Connect again with another user of the org.", nil
+	w.audit(ctx, ws, AuditEntry{Action: AuditUserRevoked, OrgID: m.OrgID, Actor: "orgbridge", Mappings: 1,
+		Detail: "the org shows " + m.Username + " inactive: Slack user " + m.SlackUserID + " fully revoked"})
+	return &gateResult{binding: b, connect: true, prompt: "Your org user " + m.Username +
+		" is no longer active. Connect again with another user of the org."}, nil
 }
 
 // connectURL issues a ticket and returns the URL of the "connect" button.
@@ -234,15 +222,53 @@ func (w *Worker) connectURL(ctx context.Context, ws string, a actor) (string, er
 	return w.cfg.PublicURL + "/org/connect?ticket=" + url.QueryEscape(id), nil
 }
 
+// installURL is where the "install" button leads: the ingress's install
+// route, for the user's workspace (or their Grid org).
+func (w *Worker) installURL(a actor) string {
+	q := url.Values{}
+	switch {
+	case a.team != "":
+		q.Set("team", a.team)
+	case a.ent != "":
+		q.Set("enterprise", a.ent)
+	}
+	u := w.cfg.PublicURL + "/slack/install"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}
+
 func promptBlocks(text, connectURL string) []slack.Block {
+	return buttonBlocks(text, ActionConnect, "Connect to org", connectURL)
+}
+
+// buttonBlocks is text, and under it a link button when url is set.
+func buttonBlocks(text, action, label, url string) []slack.Block {
 	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil)}
-	if connectURL != "" {
-		btn := slack.NewButtonBlockElement(ActionConnect, "connect", slack.NewTextBlockObject(slack.PlainTextType, "Connect to org", false, false))
-		btn.URL = connectURL
+	if url != "" {
+		btn := slack.NewButtonBlockElement(action, strings.TrimPrefix(action, "orgbridge_"), slack.NewTextBlockObject(slack.PlainTextType, label, false, false))
+		btn.URL = url
 		btn.Style = slack.StylePrimary
-		blocks = append(blocks, slack.NewActionBlock("orgbridge_connect_actions", btn))
+		blocks = append(blocks, slack.NewActionBlock(action+"_actions", btn))
 	}
 	return blocks
+}
+
+// promptView is the blocks of g's prompt: with an install button, a
+// connect button (a fresh ticket), or none.
+func (w *Worker) promptView(ctx context.Context, ws string, a actor, g *gateResult) ([]slack.Block, error) {
+	switch {
+	case g.install:
+		return buttonBlocks(g.prompt, ActionInstall, "Install orgbridge", w.installURL(a)), nil
+	case g.connect:
+		u, err := w.connectURL(ctx, ws, a)
+		if err != nil {
+			return nil, err
+		}
+		return promptBlocks(g.prompt, u), nil
+	}
+	return promptBlocks(g.prompt, ""), nil
 }
 
 // reply answers through response_url (ephemeral), the only answer channel a
@@ -300,14 +326,11 @@ func (w *Worker) checkResponseURL(responseURL string) error {
 }
 
 func (w *Worker) prompt(ctx context.Context, ws string, a actor, g *gateResult) error {
-	u := ""
-	if g.connect {
-		var err error
-		if u, err = w.connectURL(ctx, ws, a); err != nil {
-			return err
-		}
+	blocks, err := w.promptView(ctx, ws, a, g)
+	if err != nil {
+		return err
 	}
-	return w.reply(ctx, a.responseURL, g.prompt, promptBlocks(g.prompt, u))
+	return w.reply(ctx, a.responseURL, g.prompt, blocks)
 }
 
 func identity(g *gateResult) events.OrgIdentity {
@@ -345,13 +368,18 @@ func (w *Worker) HandleCommand(ctx context.Context, m *bus.Message) error {
 		if rerr := w.reply(ctx, a.responseURL, badCommandText, nil); rerr != nil {
 			return rerr
 		}
+		w.markAnswered(ctx, m)
 		return bus.Permanent(fmt.Errorf("slash command cannot be forwarded to app handlers: %w", err))
 	}
 	sub := ""
 	if command == w.cfg.PlatformCommand {
 		sub, _, _ = strings.Cut(strings.ToLower(text), " ")
-		if sub == "" || sub == "help" {
+		switch sub {
+		case "", "help":
 			return w.reply(ctx, a.responseURL, helpText, nil)
+		case "connect", "status", "whoami", "mappings":
+		default:
+			return w.reply(ctx, a.responseURL, unknownSubcommand(command, sub), nil)
 		}
 	}
 	ws := w.scope(ctx, a)
@@ -383,6 +411,21 @@ func (w *Worker) HandleCommand(ctx context.Context, m *bus.Message) error {
 	// anything else is retried.
 	_, err = w.cfg.Publish.Publish(ctx, subject, "app:"+m.Identity, cmd)
 	return err
+}
+
+// unknownSubcommand answers a subcommand of the platform command orgbridge
+// does not have: what was not understood, then the help.
+func unknownSubcommand(command, sub string) string {
+	sub = strings.Map(func(r rune) rune {
+		if r == '`' || r == '<' || r == '>' || r == '&' || r == '*' || r == '_' || r == '~' {
+			return -1
+		}
+		return r
+	}, sub)
+	if len(sub) > 40 {
+		sub = strings.ToValidUTF8(sub[:40], "") + "…"
+	}
+	return "`" + command + " " + sub + "` is not something orgbridge knows.\n" + helpText
 }
 
 // badCommandText answers a command whose name cannot be passed on to app handlers.
@@ -440,7 +483,7 @@ func (w *Worker) HandleInteraction(ctx context.Context, m *bus.Message) error {
 	ws := w.scope(ctx, a)
 	for _, act := range p.Actions {
 		switch act.ActionID {
-		case ActionConnect:
+		case ActionConnect, ActionInstall:
 			return nil // a link button: the browser does the work
 		case ActionDeleteMapping:
 			return w.deleteOwnMapping(ctx, ws, a, act.Value)
@@ -520,11 +563,9 @@ func (w *Worker) publishHome(ctx context.Context, ws string, a actor) error {
 	}
 	var blocks []slack.Block
 	if g.prompt != "" {
-		u, err := w.connectURL(ctx, ws, a)
-		if err != nil {
+		if blocks, err = w.promptView(ctx, ws, a, g); err != nil {
 			return err
 		}
-		blocks = promptBlocks(g.prompt, u)
 	} else {
 		blocks = append(blocks, slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, "Your org mappings", false, false)))
 		mp := g.mapping

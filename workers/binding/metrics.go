@@ -8,6 +8,8 @@ import (
 
 type metrics struct {
 	responseURLsRefused prometheus.Counter
+	orgProbes           *prometheus.CounterVec
+	deadLetterAnswers   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -16,12 +18,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "orgbridge_binding_response_urls_refused_total",
 			Help: "Commands and interactions dead-lettered, never answered, because their response_url is not Slack's (forged on NATS?).",
 		}),
+		orgProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orgbridge_binding_org_checks_total",
+			Help: "Checks of a workspace's bound org on an interaction, by result (ok, org_not_permitted, gone).",
+		}, []string{"result"}),
+		deadLetterAnswers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orgbridge_binding_dead_letter_answers_total",
+			Help: "Dead-lettered commands and interactions whose user was told something went wrong, with the dead letter's reference.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var err error
-	m.responseURLsRefused, err = register(reg, m.responseURLsRefused)
+	if m.responseURLsRefused, err = register(reg, m.responseURLsRefused); err != nil {
+		return m, err
+	}
+	if m.orgProbes, err = register(reg, m.orgProbes); err != nil {
+		return m, err
+	}
+	m.deadLetterAnswers, err = register(reg, m.deadLetterAnswers)
 	return m, err
 }
 

@@ -306,3 +306,60 @@ func (s *Store) SealedSet() store.SealedSet {
 		},
 	}
 }
+
+// setTokenScript replaces the binding's refresh token (ARGV[2], sealed JSON)
+// only while the binding is still to org ARGV[1].
+var setTokenScript = redis.NewScript(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local b = cjson.decode(raw)
+if b.org_id ~= ARGV[1] then return 0 end
+b.refresh_token = cjson.decode(ARGV[2])
+redis.call('SET', KEYS[1], cjson.encode(b))
+return 1`)
+
+// SetToken makes rt (a refresh token of another user of org that still
+// works) the token w's binding checks its org with, once the one it had
+// stopped working (its user was deactivated or revoked the app). It changes
+// nothing when w is no longer bound to org, and reports whether it changed.
+func (s *Store) SetToken(ctx context.Context, w, org string, rt store.Secret) (bool, error) {
+	sealed, err := s.keys.Seal(rt, aadBinding(w, org))
+	if err != nil {
+		return false, err
+	}
+	raw, _ := json.Marshal(sealed)
+	n, err := setTokenScript.Run(ctx, s.rdb, []string{kBinding(w)}, org, raw).Int()
+	if err != nil {
+		return false, fmt.Errorf("binding: replacing the token of %s: %w", w, err)
+	}
+	return n == 1, nil
+}
+
+func kProbe(w string) string { return store.Key(w, "binding", "probe") }
+
+// ProbeState returns what the last check of w's org found, while it is
+// fresh ("" when none is).
+func (s *Store) ProbeState(ctx context.Context, w string) (string, error) {
+	v, err := s.rdb.Get(ctx, kProbe(w)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, err
+}
+
+// ClaimProbe reserves the next check of w's org for the caller (for ttl);
+// false when another caller holds it.
+func (s *Store) ClaimProbe(ctx context.Context, w string, ttl time.Duration) (bool, error) {
+	return s.rdb.SetNX(ctx, kProbe(w), probeRunning, ttl).Result()
+}
+
+// SetProbeState records what a check of w's org found, fresh for ttl.
+func (s *Store) SetProbeState(ctx context.Context, w, state string, ttl time.Duration) error {
+	return s.rdb.Set(ctx, kProbe(w), state, ttl).Err()
+}
+
+// ForgetProbe drops the last check of w's org, so the next interaction
+// checks it again.
+func (s *Store) ForgetProbe(ctx context.Context, w string) error {
+	return s.rdb.Del(ctx, kProbe(w)).Err()
+}

@@ -70,6 +70,18 @@ func TestOverlongCommandIsDeadLetteredNotFatal(t *testing.T) {
 	if reason := dead.Header.Get(events.HeaderDLQError); !strings.Contains(reason, "cannot be forwarded") || len(reason) > 1024 {
 		t.Fatalf("dead-letter reason %.200q", reason)
 	}
+	// The user was told why already: the dead letter adds no second answer.
+	dlqReader, err := e.nats.JS.Consumer(e.ctx, events.StreamDLQ, binding.DurableDeadLetters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		info, err := dlqReader.Info(e.ctx)
+		return err == nil && info.Delivered.Stream >= dead.Sequence && info.NumAckPending == 0
+	}, "the dead letter was not read")
+	if n := len(e.slack.Messages(team, user)) - before; n != 1 {
+		t.Fatalf("the user got %d answers, want 1: %+v", n, e.slack.Messages(team, user)[before:])
+	}
 	if s := e.nats.Conn.Status(); s != nats.CONNECTED {
 		t.Fatalf("the worker's NATS connection is %s", s)
 	}

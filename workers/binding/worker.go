@@ -37,9 +37,12 @@ const (
 
 // Defaults for [Config].
 const (
-	DefaultRefreshAhead   = time.Hour
-	DefaultRefreshEvery   = 5 * time.Minute
-	DefaultOrgCheckEvery  = 5 * time.Minute
+	DefaultRefreshAhead  = time.Hour
+	DefaultRefreshEvery  = 5 * time.Minute
+	DefaultOrgCheckEvery = 5 * time.Minute
+	// DefaultOrgProbeEvery is how often, at most, a workspace's bound org is
+	// checked on an interaction (one token refresh).
+	DefaultOrgProbeEvery  = 10 * time.Second
 	DefaultPlatformCmd    = "/orgbridge"
 	DefaultConnectLockTTL = 30 * time.Second
 	// DefaultConnectLockWait is how long an org login waits for the
@@ -79,6 +82,11 @@ type Config struct {
 	// OrgCheckEvery: how often a user's org session is re-checked (refresh +
 	// userinfo) on an interaction (default 5m; negative: every time).
 	OrgCheckEvery time.Duration
+	// OrgProbeEvery: how often, at most, the org a workspace is bound to is
+	// checked on an interaction of any of its users, mapped or not (one
+	// refresh of the binding's token; default 10s; negative: every time).
+	// An expired org is found on the first interaction after it.
+	OrgProbeEvery time.Duration
 	// ConnectLockWait: how long an org login waits for the workspace's lock
 	// before the message is retried (default 10s).
 	ConnectLockWait time.Duration
@@ -106,6 +114,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.OrgCheckEvery == 0 {
 		c.OrgCheckEvery = DefaultOrgCheckEvery
+	}
+	if c.OrgProbeEvery == 0 {
+		c.OrgProbeEvery = DefaultOrgProbeEvery
 	}
 	if c.ConnectLockWait <= 0 {
 		c.ConnectLockWait = DefaultConnectLockWait
@@ -179,7 +190,8 @@ func noRedirects(hc *http.Client) *http.Client {
 // age), so replays change nothing. Commands and interactions are remembered for
 // [InteractionTTL] only and dropped once older than [InteractionMaxAge] (their
 // response_url is dead by then); App Home visits leave no record at all (a
-// repeat just publishes the same view again).
+// repeat just publishes the same view again). The dead letters of commands
+// and interactions are answered once each ([Worker.HandleDeadLetter]).
 func (w *Worker) Register(r *bus.Runner) error {
 	idem := bus.Idempotent(w.cfg.Idempotency, 0)
 	short := []bus.Middleware{dropOlderThan(InteractionMaxAge), bus.Idempotent(w.cfg.Idempotency, InteractionTTL)}
@@ -194,6 +206,8 @@ func (w *Worker) Register(r *bus.Runner) error {
 		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableCommands, FilterSubjects: []string{"slack.commands.*"}}, w.HandleCommand, short},
 		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableInteractions, FilterSubjects: []string{"slack.interactions.*"}}, w.HandleInteraction, short},
 		{bus.ConsumerConfig{Stream: events.StreamSlack, Durable: DurableHome, FilterSubjects: []string{"slack.events.*.app_home_opened"}}, w.HandleAppHome, nil},
+		{bus.ConsumerConfig{Stream: events.StreamDLQ, Durable: DurableDeadLetters, FilterSubjects: deadLetterSubjects()},
+			w.HandleDeadLetter, []bus.Middleware{bus.Idempotent(w.cfg.Idempotency, InteractionTTL)}},
 	}
 	for _, reg := range regs {
 		if err := r.Register(reg.cfg, reg.h, reg.mws...); err != nil {
