@@ -130,6 +130,7 @@ func mountOAuthAndAdmin(srv *ingress.Server, d workerDeps) error {
 	mappingAdmin := httpx.AdminOnly(token, mw.(*mapping.Worker).AdminHandler())
 	srv.Mount("/admin/api/installations", bindingAdmin)
 	srv.Mount("/admin/api/bindings/", bindingAdmin)
+	srv.Mount("/admin/api/orgs/", bindingAdmin) // bulk clean-up of an org's mappings
 	srv.Mount("/admin/api/mappings", mappingAdmin)
 	srv.Mount("/admin/api/mappings/", mappingAdmin)
 	dw, err := newDisconnectWorker(d)

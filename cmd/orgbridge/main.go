@@ -56,7 +56,7 @@ func commands() []command {
 		{"streams", "show streams and consumers with pending counts", runStreams},
 		{"disconnect", "request, follow and audit external-org disconnects; manage policies", runDisconnect},
 		{"keys", "re-encrypt stored secrets under the first encryption key", runKeysRotate},
-		{"org", "disconnect a workspace from its org (apps.uninstall)", runOrg},
+		{"org", "clean up org connections: unbind a workspace (apps.uninstall), invalidate a binding, delete mappings in bulk", runOrg},
 		{"provisioning", "connect, configure, sync and audit Slack → directory provisioning", runProvisioning},
 		{"bench", "measure the ingress against its ceilings on this machine", runBench},
 	}
