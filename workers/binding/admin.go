@@ -152,7 +152,7 @@ func (a *Admin) Invalidate(ctx context.Context, ws, reason string) (*Binding, bo
 	if b == nil {
 		return nil, false, fmt.Errorf("%w: %s", ErrNotBound, ws)
 	}
-	why := "an admin marked it invalid"
+	why := reasonAdmin
 	if reason != "" {
 		why += ": " + reason
 	}

@@ -53,7 +53,7 @@ func TestAdminCleanup(t *testing.T) {
 			path: "/admin/api/bindings/{team}/invalidate", body: `{"reason":"support case 42"}`, wantCode: http.StatusOK, wantBody: `"changed":true`,
 			then: func(e *env, teams, users []string) {
 				m := e.command(teams[0], users[2], "/orgbridge", "whoami")
-				if !strings.Contains(m.Text, "expired or is no longer valid") {
+				if !strings.Contains(m.Text, "is no longer valid for it (an admin marked it invalid: support case 42)") {
 					e.t.Fatalf("after invalidate: %q", m.Text)
 				}
 				if code, page := e.login(connectURL(e.t, m), "hank@globex.example"); code != http.StatusOK || e.boundOrg(teams[0]) != globex {

@@ -52,11 +52,17 @@ type probeResult struct {
 	tok    *orgapi.Token
 }
 
-// Texts for a bound org that stopped working.
+// Texts for a bound org that stopped working. An admin's invalidation says
+// its reason; orgbridge's own says what it found.
 func msgOrgGone(b *Binding) string {
-	return "The org this workspace was connected to, " + orgLabel(b.OrgName, b.OrgID) + ", expired or is no longer valid: " +
+	org := orgLabel(b.OrgName, b.OrgID)
+	if strings.HasPrefix(b.InvalidReason, reasonAdmin) {
+		return "The org this workspace was connected to, " + org + ", is no longer valid for it (" + b.InvalidReason +
+			"). Log into a new org to continue."
+	}
+	return "The org this workspace was connected to, " + org + ", expired or is no longer valid: " +
 		"none of the logins orgbridge holds for it works any more. Log into a new org to continue " +
-		"(or into " + orgLabel(b.OrgName, b.OrgID) + " again, with a user who can still log in)."
+		"(or into " + org + " again, with a user who can still log in)."
 }
 
 func msgOrgBlocked(b *Binding) string {
@@ -68,8 +74,12 @@ func msgUserBlocked(b *Binding, username string) string {
 		". Ask your org admin to give you access to the app, then try again."
 }
 
-// reasonNoToken is why a probe marks a binding invalid.
-const reasonNoToken = "no org login orgbridge holds works any more (the org expired or is no longer valid)"
+// Why a binding was marked invalid: a probe found no working token, or an
+// admin said so ([Admin.Invalidate] appends their reason).
+const (
+	reasonNoToken = "no org login orgbridge holds works any more (the org expired or is no longer valid)"
+	reasonAdmin   = "an admin marked it invalid"
+)
 
 // checkOrg checks, at most every OrgProbeEvery per workspace, that the org
 // ws is bound to still works, on any interaction, mapped user or not: an
