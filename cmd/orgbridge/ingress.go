@@ -55,7 +55,7 @@ func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb re
 		return err
 	}
 	defer closeAll(conns)
-	if err := bus.EnsureStreams(ctx, jss[0], cfg.Streams); err != nil {
+	if err := bus.EnsureStreams(ctx, jss[0], cfg.Streams, bus.WaitLogger(log)); err != nil {
 		return err
 	}
 	pubs := make([]ingress.Publisher, len(jss))

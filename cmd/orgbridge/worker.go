@@ -131,7 +131,7 @@ func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb redi
 	if err != nil {
 		return err
 	}
-	if err := bus.EnsureStreams(ctx, js, cfg.Streams); err != nil {
+	if err := bus.EnsureStreams(ctx, js, cfg.Streams, bus.WaitLogger(log)); err != nil {
 		return err
 	}
 	d := workerDeps{cfg: cfg, nc: nc, js: js, rdb: rdb, log: log, reg: reg}

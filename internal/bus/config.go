@@ -19,6 +19,12 @@ const (
 	DefaultConcurrency   = 8
 	DefaultRetryMin      = time.Second
 	DefaultRetryMax      = time.Minute
+	// DefaultPullExpiry and DefaultPullHeartbeat keep pull requests short and
+	// watched: a request held by a consumer leader that died is noticed after
+	// two missed heartbeats and made again, so a worker resumes within seconds
+	// of a node loss (nats.go's defaults, 30s and 15s, take half a minute).
+	DefaultPullExpiry    = 5 * time.Second
+	DefaultPullHeartbeat = time.Second
 )
 
 // Defaults for [RunnerConfig].
@@ -69,6 +75,13 @@ type ConsumerConfig struct {
 	// DoubleAck waits for the server to confirm each ack (a round trip per
 	// message). Off by default; see the package doc.
 	DoubleAck bool
+	// PullExpiry is how long one pull request waits on the server (default
+	// 5s), and PullHeartbeat how often the server confirms it is still held
+	// (default 1s, at most half of PullExpiry, at least 500ms). Two missed
+	// heartbeats mean the request is gone (its consumer's leader died with it):
+	// the runner pulls again.
+	PullExpiry    time.Duration
+	PullHeartbeat time.Duration
 }
 
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
@@ -92,6 +105,12 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = DefaultRetryMax
+	}
+	if c.PullExpiry == 0 {
+		c.PullExpiry = DefaultPullExpiry
+	}
+	if c.PullHeartbeat == 0 {
+		c.PullHeartbeat = min(DefaultPullHeartbeat, c.PullExpiry/2)
 	}
 	return c
 }
@@ -118,6 +137,10 @@ func (c ConsumerConfig) Validate() error {
 		return fmt.Errorf("consumer %s: handler timeout %s is negative", c.Durable, c.HandlerTimeout)
 	case c.RetryMin < 0 || c.RetryMax < c.RetryMin:
 		return fmt.Errorf("consumer %s: retry backoff %s..%s is not a valid range", c.Durable, c.RetryMin, c.RetryMax)
+	case c.PullExpiry < time.Second:
+		return fmt.Errorf("consumer %s: pull expiry %s is below 1s", c.Durable, c.PullExpiry)
+	case c.PullHeartbeat < 500*time.Millisecond || c.PullHeartbeat > c.PullExpiry/2:
+		return fmt.Errorf("consumer %s: pull heartbeat %s must be at least 500ms and at most half the pull expiry %s", c.Durable, c.PullHeartbeat, c.PullExpiry)
 	}
 	for _, f := range c.FilterSubjects {
 		if f == "" {
@@ -226,6 +249,10 @@ type RunnerConfig struct {
 	ProbeInterval time.Duration
 	// ProbeTimeout bounds one probe (default 2s); a slower answer is a failure.
 	ProbeTimeout time.Duration
+	// StartupWait bounds how long Run waits for JetStream to create its
+	// consumers while it does not answer (default [DefaultStartupWait]); a
+	// negative value tries once.
+	StartupWait time.Duration
 }
 
 func (c RunnerConfig) withDefaults() RunnerConfig {
@@ -243,6 +270,9 @@ func (c RunnerConfig) withDefaults() RunnerConfig {
 	}
 	if c.ProbeTimeout == 0 {
 		c.ProbeTimeout = DefaultProbeTimeout
+	}
+	if c.StartupWait == 0 {
+		c.StartupWait = DefaultStartupWait
 	}
 	return c
 }

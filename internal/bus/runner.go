@@ -178,7 +178,13 @@ func (r *Runner) follow(runs []*consumerRun) error {
 }
 
 func (r *Runner) start(ctx, handlerCtx context.Context, reg *registration, fatal chan<- error) (*consumerRun, error) {
-	cons, err := r.js.CreateOrUpdateConsumer(ctx, reg.cfg.Stream, reg.cfg.jsConfig())
+	var cons jetstream.Consumer
+	what := "consumer " + reg.cfg.Durable + " on " + reg.cfg.Stream
+	err := untilJetStreamAnswers(ctx, r.log, r.cfg.StartupWait, what, func(ctx context.Context) error {
+		var err error
+		cons, err = r.js.CreateOrUpdateConsumer(ctx, reg.cfg.Stream, reg.cfg.jsConfig())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: creating consumer %s on %s: %w", reg.cfg.Durable, reg.cfg.Stream, err)
 	}
@@ -209,12 +215,19 @@ func (r *Runner) start(ctx, handlerCtx context.Context, reg *registration, fatal
 func (c *consumerRun) consume() (jetstream.ConsumeContext, error) {
 	cc, err := c.cons.Consume(c.receive,
 		jetstream.PullMaxMessages(c.cfg.Concurrency),
+		jetstream.PullExpiry(c.cfg.PullExpiry), jetstream.PullHeartbeat(c.cfg.PullHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrBadRequest) {
 				select {
 				case c.fatal <- fmt.Errorf("bus: consumer %s on %s stopped: %w", c.cfg.Durable, c.cfg.Stream, err):
 				default:
 				}
+				return
+			}
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				// The pull request is lost (its consumer's leader is gone, or the
+				// connection moved): nats.go has pulled again.
+				c.log.Info("no heartbeat for the pull request; pulling again", slog.Any("error", err))
 				return
 			}
 			c.log.Warn("consume error", slog.Any("error", err))

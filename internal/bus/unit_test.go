@@ -90,7 +90,8 @@ func TestConsumerConfig(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
 		c := ConsumerConfig{Stream: "S", Durable: "d"}.withDefaults()
 		want := ConsumerConfig{Stream: "S", Durable: "d", AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 256,
-			Concurrency: 8, HandlerTimeout: 24 * time.Second, RetryMin: time.Second, RetryMax: time.Minute}
+			Concurrency: 8, HandlerTimeout: 24 * time.Second, RetryMin: time.Second, RetryMax: time.Minute,
+			PullExpiry: 5 * time.Second, PullHeartbeat: time.Second}
 		if fmt.Sprint(c) != fmt.Sprint(want) {
 			t.Fatalf("defaults = %+v, want %+v", c, want)
 		}
@@ -112,6 +113,9 @@ func TestConsumerConfig(t *testing.T) {
 		{name: "max ack pending below concurrency", cfg: ConsumerConfig{Stream: "S", Durable: "d", Concurrency: 10, MaxAckPending: 5}, wantErr: "max ack pending"},
 		{name: "inverted retry range", cfg: ConsumerConfig{Stream: "S", Durable: "d", RetryMin: time.Minute, RetryMax: time.Second}, wantErr: "retry"},
 		{name: "bad max deliver", cfg: ConsumerConfig{Stream: "S", Durable: "d", MaxDeliver: -2}, wantErr: "max deliver"},
+		{name: "short pull expiry", cfg: ConsumerConfig{Stream: "S", Durable: "d", PullExpiry: 500 * time.Millisecond}, wantErr: "pull expiry"},
+		{name: "pull heartbeat over half the expiry", cfg: ConsumerConfig{Stream: "S", Durable: "d", PullExpiry: 2 * time.Second, PullHeartbeat: 1500 * time.Millisecond}, wantErr: "pull heartbeat"},
+		{name: "pull heartbeat too short", cfg: ConsumerConfig{Stream: "S", Durable: "d", PullHeartbeat: 100 * time.Millisecond}, wantErr: "pull heartbeat"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
