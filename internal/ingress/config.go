@@ -28,6 +28,10 @@ type Config struct {
 	// built with jetstream.WithPublishAsyncTimeout(PublishTimeout) so abandoned
 	// acks are released; the server also enforces it on its own.
 	PublishTimeout time.Duration
+	// PublishAttemptTimeout bounds one publish attempt within PublishTimeout
+	// (default a quarter of it, at least 100ms): an attempt unanswered by then
+	// (a stream electing its leader) is sent again with the same Msg-Id.
+	PublishAttemptTimeout time.Duration
 	// MaxBodyBytes caps request bodies; zero means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64
 	// MaxBodyBytesInFlight bounds the body bytes held by all requests at once;
@@ -54,6 +58,9 @@ func (c *Config) setDefaults() {
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 2 * time.Second
 	}
+	if c.PublishAttemptTimeout == 0 {
+		c.PublishAttemptTimeout = max(c.PublishTimeout/4, 100*time.Millisecond)
+	}
 }
 
 // Validate reports a configuration the server cannot run with.
@@ -63,6 +70,8 @@ func (c Config) Validate() error {
 		return errors.New("ingress: a Slack signing secret is required")
 	case c.PublishTimeout < 0 || c.PublishTimeout >= 3*time.Second:
 		return errors.New("ingress: the publish timeout must be below Slack's 3s deadline")
+	case c.PublishAttemptTimeout <= 0 || c.PublishAttemptTimeout > c.PublishTimeout:
+		return errors.New("ingress: the publish attempt timeout must be above 0 and at most the publish timeout")
 	case c.MaxBodyBytes < 0:
 		return errors.New("ingress: the body cap must not be negative")
 	case c.MaxBodyBytesInFlight < c.MaxBodyBytes:

@@ -3,12 +3,14 @@ package ingress
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	requests     *prometheus.CounterVec
-	publishAck   *prometheus.HistogramVec
-	unknownTypes prometheus.Counter
-	duplicates   prometheus.Counter
-	busy         prometheus.Counter
-	ok           map[string]prometheus.Counter // requests{route, code="200"}, looked up once
+	requests   *prometheus.CounterVec
+	publishAck *prometheus.HistogramVec
+	// publishRetries counts publishes sent again within the publish timeout, by reason.
+	publishRetries *prometheus.CounterVec
+	unknownTypes   prometheus.Counter
+	duplicates     prometheus.Counter
+	busy           prometheus.Counter
+	ok             map[string]prometheus.Counter // requests{route, code="200"}, looked up once
 }
 
 func newMetrics(reg prometheus.Registerer, budget *byteBudget) *metrics {
@@ -22,6 +24,10 @@ func newMetrics(reg prometheus.Registerer, budget *byteBudget) *metrics {
 			Help:    "Time from publish to JetStream's acknowledgement, by route.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
+		publishRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orgbridge_ingress_publish_retries_total",
+			Help: "Publishes sent again within the publish timeout (same Msg-Id), by reason: no_stream_leader, reconnecting, no_ack_yet, jetstream_unavailable. Many mean a NATS node was lost or a stream is electing its leader.",
+		}, []string{"reason"}),
 		unknownTypes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orgbridge_ingress_unknown_event_types_total",
 			Help: "Events of a type no orgbridge worker subscribes to (published all the same).",
@@ -48,7 +54,7 @@ func newMetrics(reg prometheus.Registerer, budget *byteBudget) *metrics {
 		m.ok[route] = m.requests.WithLabelValues(route, "200")
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.publishAck, m.unknownTypes, m.duplicates, m.busy, bytesInFlight, bodyReads)
+		reg.MustRegister(m.requests, m.publishAck, m.publishRetries, m.unknownTypes, m.duplicates, m.busy, bytesInFlight, bodyReads)
 	}
 	return m
 }

@@ -189,7 +189,8 @@ func (s *Server) ok(w http.ResponseWriter, route string) {
 }
 
 // publish publishes msg and waits for the stream's acknowledgement, the request
-// being cancelled, or the publish timeout, whichever comes first. A subject
+// being cancelled, or the publish timeout, whichever comes first; within the
+// timeout it publishes again while a stream elects its leader (see store). A subject
 // events.ValidateSubject refuses is never sent (the handlers check the values
 // it is built from first; this is the last line): one that overflows the
 // server's control line would close the connection for good.
@@ -203,23 +204,11 @@ func (s *Server) publish(ctx context.Context, req *request, msg *nats.Msg, msgID
 	h.Set(events.HeaderRequestID, req.requestID)
 	msg.Data = req.body
 	start := time.Now()
-	fut, err := s.pub.PublishMsgAsync(msg, jetstream.WithMsgID(msgID))
-	if err != nil {
-		return nil, err
-	}
-	timer := time.NewTimer(s.cfg.PublishTimeout)
-	defer timer.Stop()
-	select {
-	case ack := <-fut.Ok():
+	ack, err := s.store(ctx, msg, msgID)
+	if err == nil {
 		s.metrics.publishAck.WithLabelValues(req.route).Observe(time.Since(start).Seconds())
-		return ack, nil
-	case err := <-fut.Err():
-		return nil, err
-	case <-timer.C:
-		return nil, fmt.Errorf("no acknowledgement from JetStream within %s", s.cfg.PublishTimeout)
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
+	return ack, err
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, req *request) {
