@@ -9,8 +9,9 @@ import (
 	"github.com/orgbridge/orgbridge/internal/ops"
 )
 
-// runStreams prints every stream with its size and sequences, then every
-// consumer with what it still has to do.
+// runStreams prints every stream with its replicas, leader, size and
+// sequences, then every consumer with its leader and what it still has to do,
+// then what an operator should look at (no leader, a replica behind).
 func runStreams(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "streams", "[--json] [--nats-url URL]", natsURLEnv)
 	natsURL := natsURLFlag(fs, c)
@@ -42,13 +43,16 @@ func runStreams(ctx context.Context, c *cli, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STREAM\tMESSAGES\tBYTES\tFIRST SEQ\tFIRST TIME\tLAST SEQ\tLAST TIME\tCONSUMERS")
+	var notes clusterNotes
+	fmt.Fprintln(tw, "STREAM\tREPLICAS\tLEADER\tLAGGING\tMESSAGES\tBYTES\tFIRST SEQ\tFIRST TIME\tLAST SEQ\tLAST TIME\tCONSUMERS")
 	for _, s := range streams {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%d\t%s\t%d\n", s.Name, s.Messages, fmtBytes(s.Bytes),
+		leader, lagging := fmtCluster(s.Cluster)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%s\t%d\n", s.Name, s.Replicas, leader, lagging, s.Messages, fmtBytes(s.Bytes),
 			s.FirstSeq, fmtTime(s.FirstTime), s.LastSeq, fmtTime(s.LastTime), len(s.Consumers))
+		notes.add(s.Name, s.Cluster)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "STREAM\tCONSUMER\tFILTER\tPENDING\tACK PENDING\tREDELIVERED\tLAST ACTIVE")
+	fmt.Fprintln(tw, "STREAM\tCONSUMER\tLEADER\tLAGGING\tFILTER\tPENDING\tACK PENDING\tREDELIVERED\tLAST ACTIVE")
 	for _, s := range streams {
 		for _, cs := range s.Consumers {
 			filter := strings.Join(cs.Filter, ",")
@@ -59,12 +63,86 @@ func runStreams(ctx context.Context, c *cli, args []string) error {
 			if cs.LastActive != nil {
 				last = fmtTime(*cs.LastActive)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s.Name, cs.Name, filter, cs.Pending, cs.AckPending, cs.Redelivered, last)
+			leader, lagging := fmtCluster(cs.Cluster)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s.Name, cs.Name, leader, lagging, filter, cs.Pending, cs.AckPending, cs.Redelivered, last)
+			notes.add(s.Name+"/"+cs.Name, cs.Cluster)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if lines := notes.lines(); len(lines) > 0 {
+		fmt.Fprintln(c.stdout)
+		for _, l := range lines {
+			fmt.Fprintln(c.stdout, l)
+		}
+	}
+	return nil
 }
 
+// fmtCluster prints a stream's or consumer's leader and lagging replicas for
+// the tables; on a single server both are "-".
+func fmtCluster(cs ops.ClusterStatus) (leader, lagging string) {
+	if cs.Name == "" {
+		return "-", "-"
+	}
+	leader = cs.Leader
+	if leader == "" {
+		leader = "NONE"
+	}
+	lagging = strings.Join(cs.Lagging(), ", ")
+	if lagging == "" {
+		lagging = "-"
+	}
+	return leader, lagging
+}
+
+// clusterNotes gathers what an operator should know about replicated streams
+// and consumers: which have no leader, and which node's replicas are behind.
+type clusterNotes struct {
+	leaderless []string
+	behind     map[string][]string // "n2 offline" → what it holds a replica of
+	order      []string
+}
+
+func (n *clusterNotes) add(what string, cs ops.ClusterStatus) {
+	if cs.Name == "" {
+		return
+	}
+	if cs.Leader == "" {
+		n.leaderless = append(n.leaderless, what)
+	}
+	for _, r := range cs.Replicas {
+		state := "catching up"
+		switch {
+		case r.Offline:
+			state = "offline"
+		case r.Current:
+			continue
+		}
+		key := r.Name + " " + state
+		if n.behind == nil {
+			n.behind = map[string][]string{}
+		}
+		if _, ok := n.behind[key]; !ok {
+			n.order = append(n.order, key)
+		}
+		n.behind[key] = append(n.behind[key], what)
+	}
+}
+
+func (n *clusterNotes) lines() []string {
+	var out []string
+	if len(n.leaderless) > 0 {
+		out = append(out, "! no leader: "+strings.Join(n.leaderless, ", ")+
+			"; their replicas are electing one, or too few NATS nodes are up to agree")
+	}
+	for _, key := range n.order {
+		out = append(out, "! "+key+": its replicas of "+strings.Join(n.behind[key], ", ")+
+			" are not current; they catch up once the node is back (run `orgbridge streams` again to follow)")
+	}
+	return out
+}
 // fmtBytes prints a byte count with a binary unit.
 func fmtBytes(n uint64) string {
 	const unit = 1024

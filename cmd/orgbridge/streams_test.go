@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgbridge/orgbridge/events"
+	"github.com/orgbridge/orgbridge/internal/bus"
+	"github.com/orgbridge/orgbridge/internal/ops"
 	"github.com/orgbridge/orgbridge/internal/testenv"
 )
 
@@ -40,8 +43,8 @@ func TestStreamsCommand(t *testing.T) {
 		}
 		lines := fields(stdout)
 		want := []string{
-			"STREAM MESSAGES BYTES FIRST SEQ FIRST TIME LAST SEQ LAST TIME CONSUMERS",
-			"STREAM CONSUMER FILTER PENDING ACK PENDING REDELIVERED LAST ACTIVE",
+			"STREAM REPLICAS LEADER LAGGING MESSAGES BYTES FIRST SEQ FIRST TIME LAST SEQ LAST TIME CONSUMERS",
+			"STREAM CONSUMER LEADER LAGGING FILTER PENDING ACK PENDING REDELIVERED LAST ACTIVE",
 		}
 		for _, w := range want {
 			if !hasLine(stdout, w) {
@@ -50,8 +53,8 @@ func TestStreamsCommand(t *testing.T) {
 		}
 		var slackRow, consumerRow bool
 		for _, l := range lines {
-			slackRow = slackRow || strings.HasPrefix(l, "SLACK 5 ") && strings.HasSuffix(l, " 1")
-			consumerRow = consumerRow || strings.HasPrefix(l, "SLACK binding slack.events.> 3 2 0 20")
+			slackRow = slackRow || strings.HasPrefix(l, "SLACK 1 - - 5 ") && strings.HasSuffix(l, " 1")
+			consumerRow = consumerRow || strings.HasPrefix(l, "SLACK binding - - slack.events.> 3 2 0 20")
 		}
 		if !slackRow || !consumerRow {
 			t.Errorf("stdout lacks the SLACK stream row (%v) or binding's pending counts (%v):\n%s", slackRow, consumerRow, stdout)
@@ -91,6 +94,73 @@ func TestStreamsCommand(t *testing.T) {
 			t.Errorf("SLACK consumer = %q, want %q:\n%s", found, want, stdout)
 		}
 	})
+}
+
+// TestStreamsCommandOnACluster: on a three-node cluster the operator sees that
+// streams and consumers keep three replicas, which node leads each, and which
+// replica is behind once a node is lost.
+func TestStreamsCommandOnACluster(t *testing.T) {
+	c := testenv.StartNATSCluster(t)
+	ctx := tctx(t)
+	if err := bus.EnsureStreams(ctx, c.JS, events.StreamOptions{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.JS.CreateOrUpdateConsumer(ctx, events.StreamSlack, jetstream.ConsumerConfig{Durable: "binding", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.WaitStreamLeader(t, events.StreamSlack, 20*time.Second)
+	lost := (leader + 1) % 3
+	lostName := "n" + strconv.Itoa(lost)
+	c.Kill(lost)
+
+	var stdout string
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		var code int
+		code, stdout, _ = runCLI(t, "", "streams", "--nats-url", c.URLs())
+		return code == 0 && strings.Contains(stdout, lostName+" offline")
+	}, "streams never showed %s offline:\n%s", lostName, stdout)
+	leaderName := "n" + strconv.Itoa(leader)
+	tests := []struct {
+		name, want string
+	}{
+		{name: "stream row: three replicas, the leader, the lost replica", want: "SLACK 3 " + leaderName + " " + lostName + " offline "},
+		{name: "consumer row", want: "SLACK binding "},
+		{name: "a note names the lost node and what it holds", want: "! " + lostName + " offline: its replicas of APP, DISCONNECT, DLQ, ORG, PROVISIONING, SLACK, SLACK/binding are not current"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !hasLinePrefix(stdout, tt.want) {
+				t.Errorf("no line starts with %q:\n%s", tt.want, stdout)
+			}
+		})
+	}
+
+	t.Run("json", func(t *testing.T) {
+		code, out, stderr := runCLI(t, "", "streams", "--json", "--nats-url", c.URLs())
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var got []ops.StreamStatus
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range got {
+			if s.Replicas != 3 || s.Cluster.Leader == "" || len(s.Cluster.Replicas) != 2 {
+				t.Errorf("stream %s: %d replicas, cluster %+v; want 3 with a leader and two followers", s.Name, s.Replicas, s.Cluster)
+			}
+		}
+	})
+}
+
+// hasLinePrefix reports whether a line of out, with runs of spaces made one,
+// starts with prefix.
+func hasLinePrefix(out, prefix string) bool {
+	for _, l := range fields(out) {
+		if strings.HasPrefix(l, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestUnreachableNATSReplayDLQStreams checks that every ops command fails fast with

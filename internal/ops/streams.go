@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -11,8 +12,12 @@ import (
 
 // StreamStatus is the state of one stream and its consumers.
 type StreamStatus struct {
-	Name      string           `json:"name"`
-	Subjects  []string         `json:"subjects"`
+	Name     string   `json:"name"`
+	Subjects []string `json:"subjects"`
+	// Replicas is how many copies the stream keeps (ORGBRIDGE_STREAM_REPLICAS);
+	// Cluster says where they are and how current.
+	Replicas  int              `json:"replicas"`
+	Cluster   ClusterStatus    `json:"cluster"`
 	Messages  uint64           `json:"messages"`
 	Bytes     uint64           `json:"bytes"`
 	FirstSeq  uint64           `json:"first_seq"`
@@ -27,6 +32,10 @@ type ConsumerStatus struct {
 	Name    string   `json:"name"`
 	Durable bool     `json:"durable"`
 	Filter  []string `json:"filter_subjects,omitempty"`
+	// Replicas is how many copies of its state the consumer keeps (its
+	// stream's, unless set); Cluster says where they are.
+	Replicas int           `json:"replicas"`
+	Cluster  ClusterStatus `json:"cluster"`
 	// Pending is how many matching messages have not been delivered yet.
 	Pending uint64 `json:"pending"`
 	// AckPending is how many were delivered and not acknowledged yet.
@@ -35,6 +44,62 @@ type ConsumerStatus struct {
 	Redelivered int `json:"redelivered"`
 	// LastActive is when the consumer last delivered a message; nil if never.
 	LastActive *time.Time `json:"last_active,omitempty"`
+}
+
+// ClusterStatus is where a replicated stream or consumer lives: the node
+// that leads it and its other replicas. On a single server the leader is that
+// server and there are no replicas.
+type ClusterStatus struct {
+	// Name is the NATS cluster's name ("" on a single server).
+	Name string `json:"name,omitempty"`
+	// Leader is the node that takes writes; "" while the replicas elect one.
+	Leader   string          `json:"leader"`
+	Replicas []ReplicaStatus `json:"replicas,omitempty"`
+}
+
+// ReplicaStatus is one follower replica.
+type ReplicaStatus struct {
+	Name string `json:"name"`
+	// Current says the replica has every operation its leader has.
+	Current bool `json:"current"`
+	// Offline says the leader cannot reach it.
+	Offline bool `json:"offline,omitempty"`
+	// Lag is how many operations it is behind.
+	Lag uint64 `json:"lag,omitempty"`
+	// Active is how long ago its leader last heard from it.
+	Active time.Duration `json:"active_ns"`
+}
+
+// Lagging lists the replicas that are offline or not current, each with why
+// ("n2 offline", "n3 12 behind"): a node that was lost or is catching up.
+func (c ClusterStatus) Lagging() []string {
+	var out []string
+	for _, r := range c.Replicas {
+		switch {
+		case r.Offline:
+			out = append(out, r.Name+" offline")
+		case !r.Current && r.Lag > 0:
+			out = append(out, fmt.Sprintf("%s %d behind", r.Name, r.Lag))
+		case !r.Current:
+			out = append(out, r.Name+" catching up")
+		}
+	}
+	return out
+}
+
+func clusterStatus(ci *jetstream.ClusterInfo) ClusterStatus {
+	if ci == nil {
+		return ClusterStatus{}
+	}
+	out := ClusterStatus{Name: ci.Name, Leader: ci.Leader}
+	for _, p := range ci.Replicas {
+		if p == nil {
+			continue
+		}
+		out.Replicas = append(out.Replicas, ReplicaStatus{Name: p.Name, Current: p.Current, Offline: p.Offline, Lag: p.Lag, Active: p.Active})
+	}
+	sort.Slice(out.Replicas, func(i, j int) bool { return out.Replicas[i].Name < out.Replicas[j].Name })
+	return out
 }
 
 // ListStreams returns every stream on the server, sorted by name, each with its
@@ -46,6 +111,8 @@ func ListStreams(ctx context.Context, js jetstream.JetStream) ([]StreamStatus, e
 		out = append(out, StreamStatus{
 			Name:      info.Config.Name,
 			Subjects:  info.Config.Subjects,
+			Replicas:  max(info.Config.Replicas, 1),
+			Cluster:   clusterStatus(info.Cluster),
 			Messages:  info.State.Msgs,
 			Bytes:     info.State.Bytes,
 			FirstSeq:  info.State.FirstSeq,
@@ -59,7 +126,7 @@ func ListStreams(ctx context.Context, js jetstream.JetStream) ([]StreamStatus, e
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	for i := range out {
-		cs, err := listConsumers(ctx, js, out[i].Name)
+		cs, err := listConsumers(ctx, js, out[i].Name, out[i].Replicas)
 		if err != nil {
 			return nil, err
 		}
@@ -68,7 +135,7 @@ func ListStreams(ctx context.Context, js jetstream.JetStream) ([]StreamStatus, e
 	return out, nil
 }
 
-func listConsumers(ctx context.Context, js jetstream.JetStream, stream string) ([]ConsumerStatus, error) {
+func listConsumers(ctx context.Context, js jetstream.JetStream, stream string, streamReplicas int) ([]ConsumerStatus, error) {
 	s, err := openStream(ctx, js, stream)
 	if err != nil {
 		return nil, err
@@ -80,6 +147,8 @@ func listConsumers(ctx context.Context, js jetstream.JetStream, stream string) (
 			Name:        ci.Name,
 			Durable:     ci.Config.Durable != "",
 			Filter:      consumerFilters(ci.Config),
+			Replicas:    cmp.Or(ci.Config.Replicas, streamReplicas),
+			Cluster:     clusterStatus(ci.Cluster),
 			Pending:     ci.NumPending,
 			AckPending:  ci.NumAckPending,
 			Redelivered: ci.NumRedelivered,

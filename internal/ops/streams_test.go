@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +63,27 @@ func TestListStreams(t *testing.T) {
 			if c.Name != tt.wantName || len(c.Filter) != 1 || c.Filter[0] != tt.wantFilter || c.Pending != tt.wantPending ||
 				c.AckPending != tt.wantAckPending || (c.LastActive != nil) != tt.wantLastActive || !c.Durable {
 				t.Errorf("consumer = %+v, want %s on %s pending %d ack pending %d", c, tt.wantName, tt.wantFilter, tt.wantPending, tt.wantAckPending)
+			}
+		})
+	}
+}
+
+func TestClusterStatusLagging(t *testing.T) {
+	tests := []struct {
+		name string
+		cs   ClusterStatus
+		want string
+	}{
+		{name: "single server", cs: ClusterStatus{Leader: "NABC"}, want: ""},
+		{name: "all current", cs: ClusterStatus{Name: "c", Leader: "n0", Replicas: []ReplicaStatus{{Name: "n1", Current: true}, {Name: "n2", Current: true}}}, want: ""},
+		{name: "one offline, one behind", cs: ClusterStatus{Name: "c", Leader: "n0",
+			Replicas: []ReplicaStatus{{Name: "n1", Offline: true}, {Name: "n2", Lag: 12}}}, want: "n1 offline,n2 12 behind"},
+		{name: "catching up without a count", cs: ClusterStatus{Name: "c", Replicas: []ReplicaStatus{{Name: "n2"}}}, want: "n2 catching up"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.Join(tt.cs.Lagging(), ","); got != tt.want {
+				t.Fatalf("Lagging = %q, want %q", got, tt.want)
 			}
 		})
 	}
