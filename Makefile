@@ -5,18 +5,20 @@ BIN     := bin/orgbridge
 # Test packages run two at a time: the machine this is built for has 2 cores.
 TEST_P  ?= 2
 
-.PHONY: run test deps build vet bench fuzz clean screenshots
+.PHONY: run test deps deps-redis build vet bench fuzz clean screenshots chaos
 
 ## deps: install what running and testing need (redis-server; chromium for the console's browser tests) when missing
-deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
-		echo "installing redis-server with apt-get"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
-	@redis-server --version
+deps: deps-redis
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing chromium with apt-get (about 124 MB; the console's browser tests drive it)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	@chromium --version 2>/dev/null | head -1
+
+deps-redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server with apt-get"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+	@redis-server --version
 
 ## build: the one binary
 build:
@@ -38,6 +40,16 @@ bench: deps build
 	./$(BIN) bench ingress
 	./$(BIN) bench provisioning
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## chaos: the reliability suite, not part of test (docs/OPERATIONS.md): nats-server, redis-server, the emulators,
+## the ingress and two workers as processes on loopback with deploy/'s users, 300 signed events/s with Slack's
+## retries, and in turn kill -9 of each, NATS stopped 5 s, Redis stopped 30 s, over-long subjects; about 4 minutes
+chaos: deps-redis build bin/nats-server
+	$(GO) run ./internal/chaos/cmd
+
+# nats-server for chaos, built from the module orgbridge already depends on (go.mod pins it; no download).
+bin/nats-server: go.mod go.sum
+	$(GO) build -o $@ github.com/nats-io/nats-server/v2
 
 ## fuzz: a minute on each fuzz target
 fuzz:

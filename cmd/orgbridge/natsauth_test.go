@@ -172,8 +172,18 @@ func TestProductionNATSPermissions(t *testing.T) {
 
 	t.Run("other systems read their results, not the requests", func(t *testing.T) {
 		systems := dialRole(t, ns, "systems", nats.CustomInboxPrefix(inboxOf("systems")))
+		live, err := systems.nc.SubscribeSync(events.DisconnectResultSubject("E2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := systems.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := worker.js.Publish(ctx, events.DisconnectResultSubject("E2"), []byte(`{}`), jetstream.WithMsgID("result-1")); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := live.NextMsgWithContext(ctx); err != nil {
+			t.Fatalf("a live subscription to results: %v", err)
 		}
 		cons, err := systems.js.CreateOrUpdateConsumer(ctx, events.StreamDisconnect, jetstream.ConsumerConfig{Durable: "acl-systems",
 			FilterSubject: events.DisconnectResultSubject("E2"), AckPolicy: jetstream.AckExplicitPolicy})
