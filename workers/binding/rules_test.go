@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/orgbridge/orgbridge/events"
 	slackemu "github.com/orgbridge/orgbridge/internal/emulator/slack"
 	"github.com/orgbridge/orgbridge/internal/ops"
@@ -171,6 +173,25 @@ func TestUninstallThenReinstallToNewOrg(t *testing.T) {
 	if _, err := e.mappings.Association(e.ctx, team, acme, users[0]); err == nil {
 		t.Fatal("association survived uninstall")
 	}
+	// Both of Slack's signals (app_uninstalled, tokens_revoked) are handled
+	// before the reinstall: one arriving seconds after it would be taken for
+	// an uninstall of the new installation (the clock-skew allowance).
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		st, err := e.nats.JS.Stream(e.ctx, events.StreamSlack)
+		if err != nil {
+			return false
+		}
+		info, err := st.Info(e.ctx, jetstream.WithSubjectFilter(events.SlackUninstallSubject(team)))
+		if err != nil || info.State.Subjects[events.SlackUninstallSubject(team)] < 2 {
+			return false
+		}
+		c, err := st.Consumer(e.ctx, binding.DurableUninstalls)
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(e.ctx)
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	}, "the uninstall signals were not both handled")
 	e.install(team)
 	e.mustConnect(team, users[0], "hank@globex.example")
 	if e.boundOrg(team) != globex {
