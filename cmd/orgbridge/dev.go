@@ -54,6 +54,9 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	if c.getenv("ORGBRIDGE_LOG_FORMAT") == "" {
 		cfg.LogFormat = "text" // a person is reading dev's logs
 	}
+	if c.getenv("ORGBRIDGE_SHUTDOWN_DRAIN") == "" {
+		cfg.ShutdownDrain = 0 // no load balancer to drain: Ctrl-C stops at once
+	}
 	log := newLogger(c, cfg)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("ORGBRIDGE_DATA_DIR: cannot create %s: %w", cfg.DataDir, err)
@@ -141,13 +144,17 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 		g.Go(func() error { return emu.serve(gctx, log) })
 	}
 
+	metricsAddr := cfg.HTTPAddr
+	if cfg.AdminAddr != "" {
+		metricsAddr = cfg.AdminAddr
+	}
 	fmt.Fprintf(c.stdout, "orgbridge dev is running (Ctrl-C to stop)\n"+
 		"  ingress  http://%s/slack/events  /slack/commands  /slack/interactivity\n"+
 		"  metrics  http://%s/metrics\n"+
 		"  NATS     %s   (export NATS_URL=%s for the CLI)\n"+
 		"  Redis    %s\n"+
 		"  data     %s\n",
-		cfg.HTTPAddr, cfg.HTTPAddr, ns.URL(), ns.URL(), cfg.Redis, cfg.DataDir)
+		cfg.HTTPAddr, metricsAddr, ns.URL(), ns.URL(), cfg.Redis, cfg.DataDir)
 	if emu != nil {
 		printEmulators(c, emu, "http://"+cfg.HTTPAddr)
 	}

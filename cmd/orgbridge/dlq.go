@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -44,7 +45,8 @@ func printDLQUsage(w io.Writer) {
 	fmt.Fprintln(w, `Usage: orgbridge dlq <command> [flags]
 
 Commands:
-  list                              dead letters, oldest first (id, failed at, stream, seq, subject, consumer, deliveries, error)
+  list                              dead letters, oldest first (id, failed at, stream, seq, subject, consumer, deliveries, error);
+                                    --json adds headers and body (body_encoding json, text or base64)
   show ID                           one dead letter: every header and the body
   redrive ID | --all                re-deliver to the consumer that failed, then remove from the DLQ
   purge --yes [--stream S] [--consumer C]  remove dead letters (all, or those matching)
@@ -161,12 +163,14 @@ func runDLQShow(ctx context.Context, c *cli, args []string) error {
 			fmt.Fprintf(w, "  %s: %s\n", k, v)
 		}
 	}
-	fmt.Fprintf(w, "\nBody (%d bytes):\n", len(d.Data))
 	var pretty bytes.Buffer
-	if json.Valid(d.Data) && json.Indent(&pretty, d.Data, "", "  ") == nil {
-		fmt.Fprintln(w, pretty.String())
-	} else {
-		fmt.Fprintln(w, string(d.Data))
+	switch {
+	case d.BodyEncoding() == ops.BodyBase64:
+		fmt.Fprintf(w, "\nBody (%d bytes, not UTF-8, shown in base64):\n%s\n", len(d.Data), base64.StdEncoding.EncodeToString(d.Data))
+	case d.BodyEncoding() == ops.BodyJSON && json.Indent(&pretty, d.Data, "", "  ") == nil:
+		fmt.Fprintf(w, "\nBody (%d bytes):\n%s\n", len(d.Data), pretty.String())
+	default:
+		fmt.Fprintf(w, "\nBody (%d bytes):\n%s\n", len(d.Data), d.Data)
 	}
 	return nil
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -294,5 +296,55 @@ func TestDLQPurge(t *testing.T) {
 				t.Errorf("DLQ holds %d messages, want %d", got, tt.wantLeft)
 			}
 		})
+	}
+}
+
+// A body that is not valid UTF-8 (an event whose JSON holds stray bytes)
+// leaves `dlq list --json` and `dlq show --json` readable by jq: valid UTF-8,
+// the body in base64 with body_encoding saying so.
+func TestDLQJSONWithInvalidUTF8Body(t *testing.T) {
+	n := testenv.StartStreams(t)
+	body := "{\"event_id\":\"Ev-9\",\"text\":\"caf\xe9\"}"
+	id := strconv.FormatUint(parkDead(t, n.JS, pub(t, n.JS, "slack.events.T1.message", "Ev-9", body), "binding", "bad"), 10)
+	tests := []struct {
+		name string
+		args []string
+		list bool
+	}{
+		{"list", []string{"dlq", "list", "--json"}, true},
+		{"show", []string{"dlq", "show", id, "--json"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, n.URL, tt.args...)
+			if code != 0 || !utf8.ValidString(stdout) {
+				t.Fatalf("exit %d (%s), output valid UTF-8: %v:\n%q", code, stderr, utf8.ValidString(stdout), stdout)
+			}
+			type entry struct {
+				Body         string `json:"body"`
+				BodyEncoding string `json:"body_encoding"`
+			}
+			var got []entry
+			if tt.list {
+				err := json.Unmarshal([]byte(stdout), &got)
+				if err != nil || len(got) != 1 {
+					t.Fatalf("%d entries (%v):\n%s", len(got), err, stdout)
+				}
+			} else {
+				var e entry
+				if err := json.Unmarshal([]byte(stdout), &e); err != nil {
+					t.Fatalf("%v:\n%s", err, stdout)
+				}
+				got = append(got, e)
+			}
+			raw, err := base64.StdEncoding.DecodeString(got[0].Body)
+			if got[0].BodyEncoding != "base64" || err != nil || string(raw) != body {
+				t.Fatalf("body %q (%s, %v), want the original bytes in base64", got[0].Body, got[0].BodyEncoding, err)
+			}
+		})
+	}
+	code, stdout, _ := runCLI(t, n.URL, "dlq", "show", id)
+	if code != 0 || !strings.Contains(stdout, "not UTF-8, shown in base64):\n"+base64.StdEncoding.EncodeToString([]byte(body))) {
+		t.Fatalf("dlq show: exit %d:\n%s", code, stdout)
 	}
 }

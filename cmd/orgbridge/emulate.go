@@ -98,7 +98,7 @@ func (e *emulators) serve(ctx context.Context, log *slog.Logger) error {
 	defer e.close()
 	g, gctx := errgroup.WithContext(ctx)
 	for i, srv := range e.servers {
-		g.Go(func() error { return serveHTTP(gctx, srv, e.listeners[i], 5*time.Second, log) })
+		g.Go(func() error { return serveHTTP(gctx, srv, e.listeners[i], newShutdown(gctx, 5*time.Second), 0, log) })
 	}
 	return g.Wait()
 }

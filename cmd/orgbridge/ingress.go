@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/internal/bus"
@@ -31,9 +33,10 @@ const ingressPublishConns = 2
 func runIngress(ctx context.Context, c *cli, args []string) error {
 	var f serviceFlags
 	fs := newFlags(c, "ingress", "[flags]\n\nServes Slack's requests (POST /slack/events, /slack/commands, /slack/interactivity),\n"+
-		"publishing each to JetStream before answering; GET /healthz, /readyz and /metrics.",
-		configEnv(append([]string{"SLACK_SIGNING_SECRET", "NATS_URL", "REDIS_URL", "ORGBRIDGE_HTTP_ADDR", "ORGBRIDGE_ADMIN_TOKEN",
-			"ORGBRIDGE_PUBLISH_TIMEOUT", "ORGBRIDGE_SHUTDOWN_TIMEOUT", "ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_STREAM_DUPLICATE_WINDOW",
+		"publishing each to JetStream before answering; GET /healthz, /readyz and /metrics\n"+
+		"(the admin API, /metrics and the detailed /readyz on ORGBRIDGE_ADMIN_ADDR when it is set).",
+		configEnv(append([]string{"SLACK_SIGNING_SECRET", "NATS_URL", "REDIS_URL", "ORGBRIDGE_HTTP_ADDR", "ORGBRIDGE_ADMIN_ADDR", "ORGBRIDGE_ADMIN_TOKEN",
+			"ORGBRIDGE_PUBLISH_TIMEOUT", "ORGBRIDGE_SHUTDOWN_TIMEOUT", "ORGBRIDGE_SHUTDOWN_DRAIN", "ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_STREAM_DUPLICATE_WINDOW",
 			"ORGBRIDGE_STREAM_REPLICAS", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT"}, appEnv...)...)...)
 	f.register(fs, true, true)
 	if err := parseFlags(fs, args); err != nil {
@@ -50,7 +53,9 @@ func runIngress(ctx context.Context, c *cli, args []string) error {
 
 // serveIngress runs the ingress until ctx ends; `ingress` and `dev` share it.
 func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb redis.UniversalClient, reg *prometheus.Registry, log *slog.Logger, natsOpts ...nats.Option) error {
-	conns, jss, err := ingressConns(natsURL, ingressPublishConns, cfg.PublishTimeout, log, natsOpts...)
+	stop := newShutdown(ctx, cfg.ShutdownTimeout)
+	conns, jss, err := ingressConns(natsURL, ingressPublishConns, cfg.PublishTimeout, log,
+		append([]nats.Option{nats.DrainTimeout(cfg.ShutdownTimeout)}, natsOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -71,7 +76,7 @@ func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb re
 	if err != nil {
 		return err
 	}
-	srv.Mount("GET /metrics", telemetry.Handler(reg))
+	srv.MountAdmin("GET /metrics", telemetry.Handler(reg))
 	d := workerDeps{cfg: cfg, nc: conns[0], js: jss[0], rdb: rdb, log: log, reg: reg}
 	closeAdmin, err := useAdminNATS(&d, natsURL)
 	if err != nil {
@@ -81,14 +86,39 @@ func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb re
 	if err := mountOAuthAndAdmin(srv, d); err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("ORGBRIDGE_HTTP_ADDR: cannot listen on %s: %w", cfg.HTTPAddr, err)
+	type listener struct {
+		name, addr string
+		h          http.Handler
+		l          net.Listener
 	}
-	log.Info("ingress listening", "addr", l.Addr().String(), "events_url", "http://"+l.Addr().String()+"/slack/events")
-	err = serveHTTP(ctx, ingress.NewHTTPServer(cfg.HTTPAddr, srv.Handler()), l, cfg.ShutdownTimeout, log)
+	listeners := []*listener{{name: "ORGBRIDGE_HTTP_ADDR", addr: cfg.HTTPAddr, h: srv.Handler()}}
+	if cfg.AdminAddr != "" {
+		listeners = []*listener{{name: "ORGBRIDGE_HTTP_ADDR", addr: cfg.HTTPAddr, h: srv.PublicHandler()},
+			{name: "ORGBRIDGE_ADMIN_ADDR", addr: cfg.AdminAddr, h: srv.AdminHandler()}}
+	}
+	for i, ln := range listeners {
+		if ln.l, err = net.Listen("tcp", ln.addr); err != nil {
+			for _, open := range listeners[:i] {
+				open.l.Close()
+			}
+			return fmt.Errorf("%s: cannot listen on %s: %w", ln.name, ln.addr, err)
+		}
+		log.Info("ingress listening", "addr", ln.l.Addr().String(), "for", ln.name)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, ln := range listeners {
+		g.Go(func() error {
+			return serveHTTP(gctx, ingress.NewHTTPServer(ln.addr, ln.h), ln.l, stop, cfg.ShutdownDrain, log)
+		})
+	}
+	// At the signal /readyz fails at once; the listeners keep serving for the
+	// drain period, then stop, all by the one deadline.
+	context.AfterFunc(gctx, srv.Drain)
+	err = g.Wait()
 	// Requests in flight have been answered; flush what is still buffered.
-	drain(conns, cfg.ShutdownTimeout)
+	dctx, cancel := stop.context()
+	defer cancel()
+	drain(dctx, conns)
 	return err
 }
 
@@ -126,20 +156,22 @@ func mountOAuthAndAdmin(srv *ingress.Server, d workerDeps) error {
 		return err
 	}
 	token := d.cfg.AdminToken.Reveal()
-	bindingAdmin := httpx.AdminOnly(token, bw.AdminHandler())
-	mappingAdmin := httpx.AdminOnly(token, mw.(*mapping.Worker).AdminHandler())
-	srv.Mount("/admin/api/installations", bindingAdmin)
-	srv.Mount("/admin/api/bindings/", bindingAdmin)
-	srv.Mount("/admin/api/orgs/", bindingAdmin) // bulk clean-up of an org's mappings
-	srv.Mount("/admin/api/mappings", mappingAdmin)
-	srv.Mount("/admin/api/mappings/", mappingAdmin)
+	// One guard for every admin route: failed attempts count per client, not per route.
+	guard := httpx.NewAdminGuard(httpx.AdminGuardConfig{Token: token})
+	bindingAdmin := guard.Wrap(bw.AdminHandler())
+	mappingAdmin := guard.Wrap(mw.(*mapping.Worker).AdminHandler())
+	srv.MountAdmin("/admin/api/installations", bindingAdmin)
+	srv.MountAdmin("/admin/api/bindings/", bindingAdmin)
+	srv.MountAdmin("/admin/api/orgs/", bindingAdmin) // bulk clean-up of an org's mappings
+	srv.MountAdmin("/admin/api/mappings", mappingAdmin)
+	srv.MountAdmin("/admin/api/mappings/", mappingAdmin)
 	dw, err := newDisconnectWorker(d)
 	if err != nil {
 		return err
 	}
-	disconnectAdmin := httpx.AdminOnly(token, dw.AdminHandler())
-	srv.Mount("/admin/api/disconnects", disconnectAdmin)
-	srv.Mount("/admin/api/disconnects/", disconnectAdmin)
+	disconnectAdmin := guard.Wrap(dw.AdminHandler())
+	srv.MountAdmin("/admin/api/disconnects", disconnectAdmin)
+	srv.MountAdmin("/admin/api/disconnects/", disconnectAdmin)
 	pw, err := newProvisioningWorker(d)
 	if err != nil {
 		return err
@@ -152,7 +184,7 @@ func mountOAuthAndAdmin(srv *ingress.Server, d workerDeps) error {
 		SlackClientID: d.cfg.Slack.ClientID, Org: provOrg, States: store.NewOAuthStates(d.rdb, keys),
 		ReturnURL: func(org string) string { return d.cfg.PublicURL + console.Prefix + "orgs/" + org + "/provisioning" }})
 	srv.Mount("/provisioning/", pages)
-	srv.Mount("/admin/api/provisioning/", httpx.AdminOnly(token, pw.AdminHandler(start)))
+	srv.MountAdmin("/admin/api/provisioning/", guard.Wrap(pw.AdminHandler(start)))
 
 	consoleOrg, err := orgapi.New(orgapi.Config{BaseURL: d.cfg.Org.LoginURL, ClientID: d.cfg.Org.ClientID,
 		ClientSecret: orgapi.Secret(d.cfg.Org.ClientSecret.Reveal()), RedirectURL: d.cfg.PublicURL + console.Prefix + "auth/callback"})

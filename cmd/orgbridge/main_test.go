@@ -83,6 +83,11 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"bad nats url", map[string]string{"NATS_URL": "http://x"}, []string{"worker"}, 2, "NATS_URL"},
 		{"bad log level", map[string]string{"ORGBRIDGE_LOG_LEVEL": "loud"}, []string{"dev"}, 2, "ORGBRIDGE_LOG_LEVEL"},
 		{"short duplicate window", map[string]string{"ORGBRIDGE_STREAM_DUPLICATE_WINDOW": "1m"}, []string{"dev"}, 2, "retry schedule"},
+		{"short admin token", map[string]string{"ORGBRIDGE_ADMIN_TOKEN": "a", "SLACK_SIGNING_SECRET": "s", "REDIS_URL": "redis://127.0.0.1:1/0"},
+			[]string{"ingress"}, 2, "ORGBRIDGE_ADMIN_TOKEN: is 1 characters; use at least 24"},
+		{"short admin token in dev", map[string]string{"ORGBRIDGE_ADMIN_TOKEN": "admin"}, []string{"dev"}, 2, "ORGBRIDGE_ADMIN_TOKEN"},
+		{"drain past the shutdown timeout", map[string]string{"ORGBRIDGE_SHUTDOWN_DRAIN": "30s"}, []string{"ingress"}, 2,
+			"ORGBRIDGE_SHUTDOWN_DRAIN: 30s must be at least 0 and below ORGBRIDGE_SHUTDOWN_TIMEOUT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -37,8 +37,8 @@ const provisioningUsage = `<subcommand> --org 00D… [flags]
   resume                      lift a quarantine and sync now
   disconnect --yes            stop syncing and forget the credentials (directory data and history stay)
 
-It talks to the admin API of a running ingress (--api-url, default ORGBRIDGE_PUBLIC_URL)
-with ORGBRIDGE_ADMIN_TOKEN (or --token-file: orgbridge dev keeps its token in ./data/dev-admin-token).`
+It talks to the admin API of a running ingress (--api-url; default http://ORGBRIDGE_ADMIN_ADDR when that is
+set, else ORGBRIDGE_PUBLIC_URL) with ORGBRIDGE_ADMIN_TOKEN (or --token-file: orgbridge dev keeps its token in ./data/dev-admin-token).`
 
 var provisioningSubs = []string{"status", "connect", "config get", "config set", "groups", "sync", "preview", "runs", "report",
 	"approve", "reject", "resume", "disconnect"}
@@ -141,9 +141,9 @@ func runProvisioning(ctx context.Context, c *cli, args []string) error {
 	if !known {
 		return usagef("unknown subcommand %q; run `orgbridge provisioning --help`", sub)
 	}
-	fs := newFlags(c, "provisioning "+sub, "--org 00D… [flags]", configEnv("ORGBRIDGE_PUBLIC_URL", "ORGBRIDGE_HTTP_ADDR", "ORGBRIDGE_ADMIN_TOKEN")...)
+	fs := newFlags(c, "provisioning "+sub, "--org 00D… [flags]", configEnv("ORGBRIDGE_ADMIN_ADDR", "ORGBRIDGE_PUBLIC_URL", "ORGBRIDGE_HTTP_ADDR", "ORGBRIDGE_ADMIN_TOKEN")...)
 	org := fs.String("org", "", "the org id (00D…)")
-	apiURL := fs.String("api-url", "", "base URL of the ingress serving the admin API (default ORGBRIDGE_PUBLIC_URL)")
+	apiURL := fs.String("api-url", "", "base URL of the ingress serving the admin API (default http://ORGBRIDGE_ADMIN_ADDR when set, else ORGBRIDGE_PUBLIC_URL)")
 	tokenFile := fs.String("token-file", "", "read the admin token from this file instead of ORGBRIDGE_ADMIN_TOKEN")
 	var (
 		replace, wholeGrid, noWait, csvOut, yes *bool
@@ -342,6 +342,9 @@ func runProvisioning(ctx context.Context, c *cli, args []string) error {
 }
 
 func newAdminClient(c *cli, apiURL, tokenFile string) (*adminClient, error) {
+	if addr := c.getenv("ORGBRIDGE_ADMIN_ADDR"); apiURL == "" && addr != "" {
+		apiURL = "http://" + addr // the admin API is only there
+	}
 	if apiURL == "" {
 		apiURL = c.getenv("ORGBRIDGE_PUBLIC_URL")
 	}

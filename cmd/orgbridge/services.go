@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -109,12 +110,14 @@ func natsReady(conns ...*nats.Conn) func(context.Context) error {
 	}
 }
 
-// natsWatch holds the NATS connections a process's GET /healthz watches (see
-// ingress.NATSAlive), for connections made after the health endpoint is up.
-// A nil *natsWatch watches nothing.
+// natsWatch holds what a worker process's GET /healthz and /readyz watch: its
+// NATS connections (see ingress.NATSAlive), made after the endpoints are up,
+// and whether its runner is consuming. A nil *natsWatch watches nothing.
 type natsWatch struct {
 	mu    sync.Mutex
 	conns []*nats.Conn
+	// running is whether the workers' runner is consuming, for /readyz.
+	running atomic.Bool
 }
 
 func (w *natsWatch) add(nc *nats.Conn) {
@@ -134,6 +137,29 @@ func (w *natsWatch) watched() []*nats.Conn {
 
 // alive is the /healthz check: it fails once a watched connection is closed.
 func (w *natsWatch) alive(ctx context.Context) error { return ingress.NATSAlive(w.watched()...)(ctx) }
+
+func (w *natsWatch) setRunning(v bool) {
+	if w != nil {
+		w.running.Store(v)
+	}
+}
+
+// connected is a /readyz check: every watched connection is connected.
+func (w *natsWatch) connected(ctx context.Context) error {
+	conns := w.watched()
+	if len(conns) == 0 {
+		return errors.New("not connected to NATS yet")
+	}
+	return natsReady(conns...)(ctx)
+}
+
+// runnerRunning is a /readyz check: the workers' runner is consuming.
+func (w *natsWatch) runnerRunning(context.Context) error {
+	if !w.running.Load() {
+		return errors.New("the workers are not consuming (starting, stopping or failed; see the log)")
+	}
+	return nil
+}
 
 // ingressConns opens the connections the ingress publishes on. Publishes fail at
 // once while disconnected (no reconnect buffer), so Slack gets a 503 and
@@ -164,10 +190,41 @@ func closeAll(conns []*nats.Conn) {
 	}
 }
 
-// serveHTTP serves srv until ctx ends, then shuts it down gracefully: it stops
-// accepting, lets requests in flight finish (each waits at most for its publish
-// ack), and gives up after timeout.
-func serveHTTP(ctx context.Context, srv *http.Server, l net.Listener, timeout time.Duration, log *slog.Logger) error {
+// shutdown is a process's one shutdown deadline: it starts when ctx (the
+// signal) ends and lasts timeout, and every stage (drain period, HTTP,
+// consumers, NATS) gets what is left of it rather than a timeout of its own.
+type shutdown struct {
+	timeout time.Duration
+	once    sync.Once
+	at      time.Time
+}
+
+func newShutdown(ctx context.Context, timeout time.Duration) *shutdown {
+	s := &shutdown{timeout: timeout}
+	context.AfterFunc(ctx, s.start)
+	return s
+}
+
+// start fixes the deadline; the first of the signal and a stage asking wins.
+func (s *shutdown) start() { s.once.Do(func() { s.at = time.Now().Add(s.timeout) }) }
+
+// left is how long the shutdown may still take.
+func (s *shutdown) left() time.Duration {
+	s.start()
+	return time.Until(s.at)
+}
+
+// context ends at the deadline.
+func (s *shutdown) context() (context.Context, context.CancelFunc) {
+	s.start()
+	return context.WithDeadline(context.Background(), s.at)
+}
+
+// serveHTTP serves srv until ctx ends, then shuts it down by stop's deadline:
+// it keeps serving for drainFor (the ingress's drain period, while its /readyz
+// fails), then stops accepting and lets requests in flight finish (each waits
+// at most for its publish ack); at the deadline it closes what is still open.
+func serveHTTP(ctx context.Context, srv *http.Server, l net.Listener, stop *shutdown, drainFor time.Duration, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
@@ -175,29 +232,48 @@ func serveHTTP(ctx context.Context, srv *http.Server, l net.Listener, timeout ti
 		return fmt.Errorf("HTTP server on %s: %w", l.Addr(), err)
 	case <-ctx.Done():
 	}
+	if drainFor > 0 {
+		log.Info("draining HTTP server: still serving, /readyz failing", "addr", l.Addr().String(), "for", drainFor.String())
+		t := time.NewTimer(min(drainFor, stop.left()))
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return fmt.Errorf("HTTP server on %s: %w", l.Addr(), err)
+		}
+	}
 	log.Info("shutting down HTTP server", "addr", l.Addr().String())
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	sctx, cancel := stop.context()
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("HTTP server shutdown: %w", err)
+		srv.Close()
+		<-errc
+		return fmt.Errorf("HTTP server on %s: requests still in progress at the shutdown deadline (ORGBRIDGE_SHUTDOWN_TIMEOUT) were cut off: %w", l.Addr(), err)
 	}
 	<-errc
 	return nil
 }
 
-// drain flushes and closes conns, waiting at most timeout for each.
-func drain(conns []*nats.Conn, timeout time.Duration) {
+// drain drains conns: each stops its subscriptions, flushes what it has
+// buffered and closes (nats.DrainTimeout, given when it connected, bounds
+// nats.go's own part); whatever is still open when ctx ends is closed.
+func drain(ctx context.Context, conns []*nats.Conn) {
+	var closing []chan nats.Status
 	for _, nc := range conns {
-		if err := nc.Drain(); err != nil {
-			nc.Close()
+		closed := nc.StatusChanged(nats.CLOSED)
+		defer nc.RemoveStatusListener(closed)
+		if nc.IsClosed() || nc.Drain() != nil {
 			continue
 		}
-		deadline := time.Now().Add(timeout)
-		for !nc.IsClosed() && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		nc.Close()
+		closing = append(closing, closed)
 	}
+	for _, closed := range closing {
+		select {
+		case <-closed:
+		case <-ctx.Done():
+		}
+	}
+	closeAll(conns)
 }
 
 // loadService reads the configuration of a long-running part, checks what the

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -101,9 +102,10 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	mux.Handle("GET /metrics", telemetry.Handler(reg))
 	live := &natsWatch{}
 	mux.Handle("GET /healthz", workerHealth(live))
+	mux.Handle("GET /readyz", workerReady(live, redisReady(rdb)))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return serveHTTP(gctx, ingress.NewHTTPServer(cfg.MetricsAddr, mux), l, cfg.ShutdownTimeout, log)
+		return serveHTTP(gctx, ingress.NewHTTPServer(cfg.MetricsAddr, mux), l, newShutdown(gctx, cfg.ShutdownTimeout), 0, log)
 	})
 	g.Go(func() error {
 		return runWorkers(gctx, cfg, cfg.NATSURL, rdb, reg, log, names, live, natsAuth(cfg.NATS)...)
@@ -117,11 +119,25 @@ func workerHealth(live *natsWatch) http.Handler {
 	return ingress.Liveness(map[string]func(context.Context) error{"nats": live.alive})
 }
 
+// workerReady is a worker's GET /readyz: connected to NATS, Redis answers,
+// and the runner consuming (not starting, stopping or stopped by an error).
+func workerReady(live *natsWatch, redis func(context.Context) error) http.Handler {
+	return ingress.Readiness(map[string]func(context.Context) error{"nats": live.connected, "redis": redis, "runner": live.runnerRunning})
+}
+
+// runnerShutdownTimeout is the runner's share of the shutdown deadline,
+// counted from the same signal: it may spend up to a second beyond it
+// flushing acks, and the NATS drain gets the rest.
+func runnerShutdownTimeout(timeout time.Duration) time.Duration {
+	return max(timeout*3/4-time.Second, timeout/2)
+}
+
 // runWorkers runs the named workers (all that this version has when only is
 // empty) until ctx ends, then drains them. live (nil: none) watches the NATS
 // connection for /healthz.
 func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb redis.UniversalClient, reg prometheus.Registerer, log *slog.Logger, only []string, live *natsWatch, natsOpts ...nats.Option) error {
-	nc, err := connectService(natsURL, "orgbridge-worker", log, natsOpts...)
+	stop := newShutdown(ctx, cfg.ShutdownTimeout)
+	nc, err := connectService(natsURL, "orgbridge-worker", log, append([]nats.Option{nats.DrainTimeout(cfg.ShutdownTimeout)}, natsOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -138,7 +154,7 @@ func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb redi
 	// Every worker keeps its state in Redis: while it does not answer, the
 	// runner pauses and holds messages instead of spending their deliveries.
 	runner, err := bus.NewRunner(js, log, reg, bus.RunnerConfig{
-		ShutdownTimeout: cfg.ShutdownTimeout,
+		ShutdownTimeout: runnerShutdownTimeout(cfg.ShutdownTimeout),
 		Dependencies: []bus.Dependency{{Name: "redis", Probe: func(ctx context.Context) error {
 			return rdb.Ping(ctx).Err()
 		}}},
@@ -170,14 +186,34 @@ func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb redi
 	}
 	log.Info("workers running", "workers", strings.Join(started, ","))
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return runner.Run(gctx) })
+	g.Go(func() error {
+		live.setRunning(true)
+		defer live.setRunning(false)
+		return runner.Run(gctx)
+	})
 	for _, w := range workers {
 		g.Go(func() error { return w.Run(gctx) })
 	}
-	err = g.Wait()
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err = <-done:
+	case <-gctx.Done():
+		// The signal (or a failed part): everything stops by the one deadline.
+		// A worker loop that outlives it is left behind; the process is ending.
+		dctx, cancel := stop.context()
+		select {
+		case err = <-done:
+		case <-dctx.Done():
+			err = errors.New("workers still running at the shutdown deadline (ORGBRIDGE_SHUTDOWN_TIMEOUT); their messages are redelivered")
+		}
+		cancel()
+	}
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	drain([]*nats.Conn{nc}, cfg.ShutdownTimeout)
+	dctx, cancel := stop.context()
+	defer cancel()
+	drain(dctx, []*nats.Conn{nc})
 	return err
 }

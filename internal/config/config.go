@@ -27,11 +27,16 @@ const (
 	DefaultDataDir           = "./data"
 	DefaultPublishTimeout    = 2 * time.Second
 	DefaultShutdownTimeout   = 25 * time.Second
+	DefaultShutdownDrain     = 5 * time.Second
 	DefaultSlackAPIURL       = "https://slack.com/api/"
 	DefaultSlackOAuthURL     = "https://slack.com/oauth/v2/authorize"
 	DefaultSlackScopes       = "commands,chat:write,incoming-webhook,users:read,users:read.email,usergroups:read,team:read,im:write"
 	DefaultOrgLoginURL       = "https://login.salesforce.com"
 )
+
+// MinAdminTokenLength is the shortest ORGBRIDGE_ADMIN_TOKEN accepted: the token
+// guards every admin API call, so it must not be guessable.
+const MinAdminTokenLength = 24
 
 // Var documents one environment variable; [Vars] lists them all for --help and the README.
 type Var struct {
@@ -76,11 +81,13 @@ func Vars() []Var {
 		{"ORGBRIDGE_STREAM_DUPLICATE_WINDOW", "20m", "how long a Nats-Msg-Id is remembered (at least 15m)"},
 		{"ORGBRIDGE_STREAM_REPLICAS", "1", "stream replicas: 1 on one server, 3 on a NATS cluster"},
 		{"ORGBRIDGE_PUBLISH_TIMEOUT", DefaultPublishTimeout.String(), "ingress: how long to wait for JetStream's ack (below Slack's 3s)"},
-		{"ORGBRIDGE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout.String(), "bound on draining HTTP and consumers at SIGTERM"},
+		{"ORGBRIDGE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout.String(), "one deadline from SIGTERM for the whole shutdown: drain period, HTTP, consumers, NATS"},
+		{"ORGBRIDGE_SHUTDOWN_DRAIN", DefaultShutdownDrain.String(), "ingress: after SIGTERM, /readyz fails while requests are still served this long (part of ORGBRIDGE_SHUTDOWN_TIMEOUT; unset: at most a fifth of it)"},
 		{"ORGBRIDGE_PUBLIC_URL", "http://<ORGBRIDGE_HTTP_ADDR>", "public base URL of the ingress, for OAuth redirect URLs"},
 		{"ORGBRIDGE_ENCRYPTION_KEYS", "", "AES-256 keys as id:base64key[,id:base64key…]; the first encrypts, all decrypt (dev generates one)"},
 		{"ORGBRIDGE_CONSOLE_OPERATORS", "", "console: comma-separated org usernames (org admins) who are operators when they sign in"},
-		{"ORGBRIDGE_ADMIN_TOKEN", "", "bearer token for /admin/api (admin API off when unset; dev generates one)"},
+		{"ORGBRIDGE_ADMIN_TOKEN", "", "bearer token for /admin/api, at least 24 characters (admin API off when unset; dev generates one)"},
+		{"ORGBRIDGE_ADMIN_ADDR", "", "ingress: when set, /admin/api, /metrics and the detailed /readyz are served only here, not on ORGBRIDGE_HTTP_ADDR"},
 		{"SLACK_API_URL", DefaultSlackAPIURL, "Slack Web API base (dev points it at the Slack emulator)"},
 		{"SLACK_OAUTH_URL", DefaultSlackOAuthURL, "Slack's OAuth authorize URL (dev points it at the Slack emulator)"},
 		{"SLACK_CLIENT_ID", "", "Slack app client id"},
@@ -119,13 +126,21 @@ type Config struct {
 	OrgEmulatorAddr    string
 	SMTPEmulatorAddr   string
 	// SlackSeedFile is a JSON world for the Slack emulator (dev, emulate).
-	SlackSeedFile   string
-	DataDir         string
-	LogLevel        slog.Level
-	LogFormat       string
-	Streams         events.StreamOptions
-	PublishTimeout  time.Duration
+	SlackSeedFile  string
+	DataDir        string
+	LogLevel       slog.Level
+	LogFormat      string
+	Streams        events.StreamOptions
+	PublishTimeout time.Duration
+	// ShutdownTimeout is the one deadline, counted from SIGTERM, every stage of
+	// a shutdown shares.
 	ShutdownTimeout time.Duration
+	// ShutdownDrain is how long the ingress keeps serving after SIGTERM with
+	// /readyz failing, within ShutdownTimeout.
+	ShutdownDrain time.Duration
+	// AdminAddr, when set, is the ingress's separate listener for the admin
+	// API, /metrics and the detailed /readyz.
+	AdminAddr string
 
 	PublicURL      string // base URL Slack and browsers reach the ingress at
 	EncryptionKeys Secret // id:base64key[,id:base64key…]
@@ -195,6 +210,7 @@ func Load(getenv func(string) string) (Config, error) {
 		PublicURL:          getenv("ORGBRIDGE_PUBLIC_URL"),
 		EncryptionKeys:     Secret(getenv("ORGBRIDGE_ENCRYPTION_KEYS")),
 		AdminToken:         Secret(getenv("ORGBRIDGE_ADMIN_TOKEN")),
+		AdminAddr:          getenv("ORGBRIDGE_ADMIN_ADDR"),
 		ConsoleOperators:   splitNonEmpty(getenv("ORGBRIDGE_CONSOLE_OPERATORS")),
 		Slack: SlackApp{
 			APIURL:       or(getenv("SLACK_API_URL"), DefaultSlackAPIURL),
@@ -246,6 +262,7 @@ func Load(getenv func(string) string) (Config, error) {
 		{"ORGBRIDGE_STREAM_DUPLICATE_WINDOW", &c.Streams.DuplicateWindow, events.DefaultDuplicateWindow},
 		{"ORGBRIDGE_PUBLISH_TIMEOUT", &c.PublishTimeout, DefaultPublishTimeout},
 		{"ORGBRIDGE_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, DefaultShutdownTimeout},
+		{"ORGBRIDGE_SHUTDOWN_DRAIN", &c.ShutdownDrain, DefaultShutdownDrain},
 	}
 	for _, d := range durations {
 		*d.dst = d.def
@@ -254,6 +271,10 @@ func Load(getenv func(string) string) (Config, error) {
 				return c, &Error{d.name, err.Error()}
 			}
 		}
+	}
+	if getenv("ORGBRIDGE_SHUTDOWN_DRAIN") == "" {
+		// Unset: the default, but never most of a short shutdown timeout.
+		c.ShutdownDrain = min(DefaultShutdownDrain, c.ShutdownTimeout/5)
 	}
 	if v := getenv("ORGBRIDGE_AUDIT_RETENTION"); v != "" {
 		if c.AuditRetention, err = ParseDuration(v); err != nil || c.AuditRetention < 24*time.Hour {
@@ -277,6 +298,11 @@ func (c Config) validateCommon() error {
 		return &Error{"ORGBRIDGE_PUBLISH_TIMEOUT", fmt.Sprintf("%s must be above 0 and below Slack's 3s deadline", c.PublishTimeout)}
 	case c.ShutdownTimeout <= 0:
 		return &Error{"ORGBRIDGE_SHUTDOWN_TIMEOUT", "must be above 0"}
+	case c.ShutdownDrain < 0 || c.ShutdownDrain >= c.ShutdownTimeout:
+		return &Error{"ORGBRIDGE_SHUTDOWN_DRAIN", fmt.Sprintf("%s must be at least 0 and below ORGBRIDGE_SHUTDOWN_TIMEOUT (%s), which it is part of", c.ShutdownDrain, c.ShutdownTimeout)}
+	case c.AdminToken != "" && len(c.AdminToken.Reveal()) < MinAdminTokenLength:
+		return &Error{"ORGBRIDGE_ADMIN_TOKEN", fmt.Sprintf("is %d characters; use at least %d random ones (e.g. $(head -c24 /dev/urandom | base64)), or leave it unset to turn the admin API off",
+			len(c.AdminToken.Reveal()), MinAdminTokenLength)}
 	}
 	if err := c.Streams.Validate(); err != nil {
 		return &Error{"ORGBRIDGE_STREAM_*", err.Error()}
@@ -297,6 +323,14 @@ func (c Config) validateCommon() error {
 		{"ORGBRIDGE_SMTP_EMULATOR_ADDR", c.SMTPEmulatorAddr}} {
 		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "" {
 			return &Error{a.name, fmt.Sprintf("%q is not host:port", a.addr)}
+		}
+	}
+	if c.AdminAddr != "" {
+		if _, port, err := net.SplitHostPort(c.AdminAddr); err != nil || port == "" {
+			return &Error{"ORGBRIDGE_ADMIN_ADDR", fmt.Sprintf("%q is not host:port", c.AdminAddr)}
+		}
+		if c.AdminAddr == c.HTTPAddr {
+			return &Error{"ORGBRIDGE_ADMIN_ADDR", fmt.Sprintf("%q is ORGBRIDGE_HTTP_ADDR too; give the admin listener its own port, or leave it unset", c.AdminAddr)}
 		}
 	}
 	return nil

@@ -30,6 +30,12 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"ORGBRIDGE_HTTP_ADDR", "8080", "not host:port"},
 		{"ORGBRIDGE_PUBLIC_URL", "ftp://x", "scheme must be one of http"},
 		{"ORGBRIDGE_TIME_SCALE", "0.5", "not a number ≥ 1"},
+		{"ORGBRIDGE_ADMIN_TOKEN", "a", "is 1 characters; use at least 24"},
+		{"ORGBRIDGE_ADMIN_TOKEN", strings.Repeat("x", MinAdminTokenLength-1), "use at least 24"},
+		{"ORGBRIDGE_ADMIN_ADDR", "9091", "not host:port"},
+		{"ORGBRIDGE_ADMIN_ADDR", DefaultHTTPAddr, "is ORGBRIDGE_HTTP_ADDR too"},
+		{"ORGBRIDGE_SHUTDOWN_DRAIN", "25s", "below ORGBRIDGE_SHUTDOWN_TIMEOUT (25s)"},
+		{"ORGBRIDGE_SHUTDOWN_DRAIN", "-1s", "at least 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -43,6 +49,40 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 				t.Fatalf("got %v, want an error naming %s and saying %q", err, tt.name, tt.want)
 			}
 		})
+	}
+}
+
+func TestShutdownSettings(t *testing.T) {
+	tests := []struct {
+		name               string
+		env                map[string]string
+		wantTimeout, drain time.Duration
+	}{
+		{"defaults", nil, DefaultShutdownTimeout, DefaultShutdownDrain},
+		{"a short timeout takes a fifth as drain", map[string]string{"ORGBRIDGE_SHUTDOWN_TIMEOUT": "10s"}, 10 * time.Second, 2 * time.Second},
+		{"drain set", map[string]string{"ORGBRIDGE_SHUTDOWN_TIMEOUT": "10s", "ORGBRIDGE_SHUTDOWN_DRAIN": "8s"}, 10 * time.Second, 8 * time.Second},
+		{"drain off", map[string]string{"ORGBRIDGE_SHUTDOWN_DRAIN": "0s"}, DefaultShutdownTimeout, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(func(k string) string { return tt.env[k] })
+			if err != nil || c.ShutdownTimeout != tt.wantTimeout || c.ShutdownDrain != tt.drain {
+				t.Fatalf("Load = timeout %s drain %s (%v), want %s and %s", c.ShutdownTimeout, c.ShutdownDrain, err, tt.wantTimeout, tt.drain)
+			}
+		})
+	}
+}
+
+func TestAdminTokenLongEnough(t *testing.T) {
+	token := strings.Repeat("k", MinAdminTokenLength)
+	c, err := Load(func(k string) string {
+		if k == "ORGBRIDGE_ADMIN_TOKEN" {
+			return token
+		}
+		return ""
+	})
+	if err != nil || c.AdminToken.Reveal() != token {
+		t.Fatalf("a %d-character token: %v", MinAdminTokenLength, err)
 	}
 }
 

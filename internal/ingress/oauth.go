@@ -89,10 +89,10 @@ func (s *Server) MountOAuth(cfg OAuthConfig) error {
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	o := &oauthRoutes{cfg: cfg, s: s}
-	s.mux.HandleFunc("GET "+PathSlackInstall, o.slackInstall)
-	s.mux.HandleFunc("GET "+PathSlackCallback, o.slackCallback)
-	s.mux.HandleFunc("GET "+PathOrgConnect, o.orgConnect)
-	s.mux.HandleFunc("GET "+PathOrgCallback, o.orgCallback)
+	s.Mount("GET "+PathSlackInstall, http.HandlerFunc(o.slackInstall))
+	s.Mount("GET "+PathSlackCallback, http.HandlerFunc(o.slackCallback))
+	s.Mount("GET "+PathOrgConnect, http.HandlerFunc(o.orgConnect))
+	s.Mount("GET "+PathOrgCallback, http.HandlerFunc(o.orgCallback))
 	return nil
 }
 

@@ -9,13 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,7 +39,9 @@ type Server struct {
 	log     *slog.Logger
 	budget  *byteBudget
 	metrics *metrics
-	mux     *http.ServeMux
+	routes  routes
+	// draining is set once a shutdown has begun (see [Server.Drain]).
+	draining atomic.Bool
 }
 
 // Route names, used in metrics and logs.
@@ -65,21 +65,13 @@ func New(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Register
 		logger = slog.New(slog.DiscardHandler)
 	}
 	budget := &byteBudget{limit: cfg.MaxBodyBytesInFlight}
-	s := &Server{cfg: cfg, pub: pub, log: logger, budget: budget, metrics: newMetrics(reg, budget), mux: http.NewServeMux()}
-	s.mux.HandleFunc("POST /slack/events", s.slackRoute(routeEvents, s.handleEvents))
-	s.mux.HandleFunc("POST /slack/commands", s.slackRoute(routeCommands, s.handleCommands))
-	s.mux.HandleFunc("POST /slack/interactivity", s.slackRoute(routeInteractions, s.handleInteractivity))
-	s.mux.Handle("GET /healthz", Liveness(cfg.Live))
-	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s := &Server{cfg: cfg, pub: pub, log: logger, budget: budget, metrics: newMetrics(reg, budget), routes: newRoutes()}
+	s.Mount("POST /slack/events", s.slackRoute(routeEvents, s.handleEvents))
+	s.Mount("POST /slack/commands", s.slackRoute(routeCommands, s.handleCommands))
+	s.Mount("POST /slack/interactivity", s.slackRoute(routeInteractions, s.handleInteractivity))
+	s.mountHealth()
 	return s, nil
 }
-
-// Handler returns the server's routes.
-func (s *Server) Handler() http.Handler { return s.mux }
-
-// Mount adds a handler for pattern (net/http ServeMux syntax), for the parts that
-// live beside the Slack routes: /metrics, the admin API, OAuth redirects.
-func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // request is one verified Slack request on its way to the stream.
 type request struct {
@@ -437,64 +429,3 @@ var unavailableBody = func() []byte {
 	_ = json.NewEncoder(&b).Encode(map[string]string{"response_type": "ephemeral", "text": unavailableText})
 	return b.Bytes()
 }()
-
-// Liveness is a GET /healthz handler: 200 "ok" while every check passes, else
-// 503 with one line per failing check. Checks should be cheap and local (is a
-// connection closed for good?), not reachability: a restart does not bring
-// back a dependency that is down, and /readyz reports those.
-func Liveness(checks map[string]func(context.Context) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var failed []string
-		for name, check := range checks {
-			if err := check(r.Context()); err != nil {
-				failed = append(failed, name+": "+err.Error())
-			}
-		}
-		if len(failed) == 0 {
-			io.WriteString(w, "ok\n")
-			return
-		}
-		slices.Sort(failed)
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, strings.Join(failed, "\n")+"\n")
-	})
-}
-
-// NATSAlive is a [Liveness] check that fails once one of conns is closed.
-// nats.go closes a connection for good after a fatal protocol error (the
-// server's "maximum control line exceeded", an authorization violation) and
-// never reconnects it: only a restart helps. A connection that is merely
-// disconnected and reconnecting is alive; /readyz reports it.
-func NATSAlive(conns ...*nats.Conn) func(context.Context) error {
-	return func(context.Context) error {
-		for _, nc := range conns {
-			if !nc.IsClosed() {
-				continue
-			}
-			if err := nc.LastError(); err != nil {
-				return fmt.Errorf("NATS connection %q is closed for good (%v); restart the process", nc.Opts.Name, err)
-			}
-			return fmt.Errorf("NATS connection %q is closed for good; restart the process", nc.Opts.Name)
-		}
-		return nil
-	}
-}
-
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	status := http.StatusOK
-	results := make(map[string]string, len(s.cfg.Checks))
-	for name, check := range s.cfg.Checks {
-		if err := check(ctx); err != nil {
-			status = http.StatusServiceUnavailable
-			results[name] = err.Error()
-		} else {
-			results[name] = "ok"
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(results)
-}

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,23 +49,55 @@ type DeadLetter struct {
 	Data []byte `json:"-"`
 }
 
-// Body returns the original body for JSON output: the body itself when it is
-// JSON, else the bytes as a JSON string.
-func (d *DeadLetter) Body() json.RawMessage {
-	if len(d.Data) > 0 && json.Valid(d.Data) {
-		return json.RawMessage(d.Data)
+// Body encodings of a dead letter's JSON form ([DeadLetter.BodyEncoding]).
+const (
+	// BodyJSON: "body" is the body itself, a JSON value.
+	BodyJSON = "json"
+	// BodyText: "body" is a string holding the body (valid UTF-8).
+	BodyText = "text"
+	// BodyBase64: "body" is the body in standard base64; it is not valid
+	// UTF-8, so no JSON string can hold it as it is.
+	BodyBase64 = "base64"
+)
+
+// BodyEncoding says how [DeadLetter.Body] holds the original body.
+func (d *DeadLetter) BodyEncoding() string {
+	switch {
+	case !utf8.Valid(d.Data):
+		return BodyBase64
+	case len(d.Data) > 0 && json.Valid(d.Data):
+		return BodyJSON
+	default:
+		return BodyText
 	}
-	b, _ := json.Marshal(string(d.Data))
+}
+
+// Body returns the original body for JSON output, as [DeadLetter.BodyEncoding]
+// says: the body itself when it is JSON, else a string of its text, else a
+// string of its base64. The result is always valid UTF-8, so jq and every
+// other JSON reader can read it (json.Valid alone lets invalid UTF-8 through
+// inside strings).
+func (d *DeadLetter) Body() json.RawMessage {
+	var b []byte
+	switch d.BodyEncoding() {
+	case BodyJSON:
+		return json.RawMessage(d.Data)
+	case BodyBase64:
+		b, _ = json.Marshal(base64.StdEncoding.EncodeToString(d.Data))
+	default:
+		b, _ = json.Marshal(string(d.Data))
+	}
 	return b
 }
 
-// MarshalJSON adds the body to the JSON form of a dead letter.
+// MarshalJSON adds the body and its encoding to the JSON form of a dead letter.
 func (d *DeadLetter) MarshalJSON() ([]byte, error) {
 	type plain DeadLetter
 	return json.Marshal(struct {
 		*plain
-		Body json.RawMessage `json:"body"`
-	}{(*plain)(d), d.Body()})
+		Body         json.RawMessage `json:"body"`
+		BodyEncoding string          `json:"body_encoding"`
+	}{(*plain)(d), d.Body(), d.BodyEncoding()})
 }
 
 // newDeadLetter decodes the headers of a DLQ message.

@@ -1,11 +1,14 @@
 package ops
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgbridge/orgbridge/events"
@@ -329,5 +332,50 @@ func TestRedriveAfterDLQRecreated(t *testing.T) {
 	if string(cp.Data) != `{"event_id":"Ev-B"}` || cp.Header.Get(events.HeaderOriginID) != "Ev-B" ||
 		cp.Header.Get(events.HeaderMsgID) != RedriveMsgID("Ev-B", id) {
 		t.Errorf("copy = %s %v, want Ev-B's body and identity", cp.Data, cp.Header)
+	}
+}
+
+// Bodies that are not valid UTF-8 (here inside what is otherwise JSON, and
+// plain binary) come out as base64, so the JSON form is always valid UTF-8
+// and the bytes survive; JSON and text bodies stay readable.
+func TestDeadLetterBodyEncoding(t *testing.T) {
+	n := testenv.StartStreams(t)
+	tests := []struct {
+		name, body, wantEncoding string
+		wantBody                 string // the "body" member
+	}{
+		{"json", `{"team":"T1"}`, BodyJSON, `{"team":"T1"}`},
+		{"text", "text=héllo", BodyText, `"text=héllo"`},
+		{"empty", "", BodyText, `""`},
+		{"invalid UTF-8 inside JSON", "{\"text\":\"\xff\xfe\"}", BodyBase64, `"eyJ0ZXh0Ijoi//4ifQ=="`},
+		{"binary", "\x00\x80\xc3", BodyBase64, `"AIDD"`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := park(t, n.JS, deadLetter{stream: events.StreamSlack, subject: "slack.commands.T1", consumer: "mapping",
+				seq: uint64(i + 1), deliveries: 5, err: "bad", body: tt.body, header: nats.Header{events.HeaderTeam: {"T1"}}})
+			d, err := GetDeadLetter(testCtx(t), n.JS, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.Marshal(d)
+			if err != nil || !utf8.Valid(b) || !json.Valid(b) {
+				t.Fatalf("JSON form is not valid UTF-8 JSON (%v): %q", err, b)
+			}
+			var got struct {
+				Body         json.RawMessage `json:"body"`
+				BodyEncoding string          `json:"body_encoding"`
+			}
+			if err := json.Unmarshal(b, &got); err != nil || string(got.Body) != tt.wantBody || got.BodyEncoding != tt.wantEncoding {
+				t.Fatalf("body %s encoding %q (%v), want %s %q", got.Body, got.BodyEncoding, err, tt.wantBody, tt.wantEncoding)
+			}
+			if tt.wantEncoding == BodyBase64 {
+				var s string
+				_ = json.Unmarshal(got.Body, &s)
+				if raw, err := base64.StdEncoding.DecodeString(s); err != nil || string(raw) != tt.body {
+					t.Fatalf("base64 body decodes to %q (%v), want the original bytes", raw, err)
+				}
+			}
+		})
 	}
 }
