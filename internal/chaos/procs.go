@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -158,18 +156,6 @@ func httpOK(url string) func(ctx context.Context) error {
 	}
 }
 
-// tcpOpen is a readiness check: addr accepts connections.
-func tcpOpen(addr string) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}
-}
-
 // freeAddr asks the kernel for a free loopback port.
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -182,16 +168,5 @@ func freeAddr() (string, error) {
 
 func port(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
-	return p
-}
-
-func mustAtoi(s string) int { n, _ := strconv.Atoi(s); return n }
-
-// absPath resolves p against the working directory, for children started
-// elsewhere.
-func absPath(p string) string {
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
 	return p
 }
