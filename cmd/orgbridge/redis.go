@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orgbridge/orgbridge/internal/config"
+	"github.com/orgbridge/orgbridge/internal/store"
 )
 
 // redisConnectTimeout bounds the first answer from Redis at start.
@@ -96,10 +97,12 @@ func newRedisClient(rc config.Redis) (redis.UniversalClient, error) {
 			TLSConfig: tlsConf, ContextTimeoutEnabled: true,
 		}), nil
 	case config.RedisCluster:
-		return redis.NewClusterClient(&redis.ClusterOptions{
+		c := redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: rc.ClusterAddrs, Username: rc.Username, Password: rc.Password.Reveal(),
 			TLSConfig: tlsConf, ContextTimeoutEnabled: true,
-		}), nil
+		})
+		store.FollowFailovers(c)
+		return c, nil
 	}
 	return nil, usagef("REDIS_URL (or REDIS_SENTINEL_ADDRS, or REDIS_CLUSTER_ADDRS) is required")
 }
@@ -240,7 +243,8 @@ func sentinelMasters(ctx context.Context, c *redis.Client) []string {
 	return names
 }
 
-// redisReady is a /readyz check: Redis answers.
+// redisReady is a /readyz check and the workers' dependency probe: every
+// primary holding data answers (store.Ping).
 func redisReady(rdb redis.UniversalClient) func(context.Context) error {
-	return func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	return func(ctx context.Context) error { return store.Ping(ctx, rdb) }
 }

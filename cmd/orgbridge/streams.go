@@ -143,6 +143,7 @@ func (n *clusterNotes) lines() []string {
 	}
 	return out
 }
+
 // fmtBytes prints a byte count with a binary unit.
 func fmtBytes(n uint64) string {
 	const unit = 1024

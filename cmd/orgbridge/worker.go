@@ -155,9 +155,7 @@ func runWorkers(ctx context.Context, cfg config.Config, natsURL string, rdb redi
 	// runner pauses and holds messages instead of spending their deliveries.
 	runner, err := bus.NewRunner(js, log, reg, bus.RunnerConfig{
 		ShutdownTimeout: runnerShutdownTimeout(cfg.ShutdownTimeout),
-		Dependencies: []bus.Dependency{{Name: "redis", Probe: func(ctx context.Context) error {
-			return rdb.Ping(ctx).Err()
-		}}},
+		Dependencies:    []bus.Dependency{{Name: "redis", Probe: redisReady(rdb)}},
 	})
 	if err != nil {
 		return err
