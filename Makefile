@@ -5,7 +5,7 @@ BIN     := bin/orgbridge
 # Test packages run two at a time: the machine this is built for has 2 cores.
 TEST_P  ?= 2
 
-.PHONY: run test deps deps-redis build vet bench fuzz clean screenshots chaos
+.PHONY: run test test-distributed deps deps-redis build vet bench fuzz clean screenshots chaos
 
 ## deps: install what running and testing need (redis-server; chromium for the console's browser tests) when missing
 deps: deps-redis
@@ -31,6 +31,13 @@ run: deps build
 ## test: vet, then every test against real NATS and Redis, under the race detector
 test: deps vet
 	$(GO) test -race -p $(TEST_P) -timeout 30m -count=1 ./...
+
+## test-distributed: only the tests of the distributed shape (part of `make test` too): failovers of a 3-node NATS
+## cluster, Redis Sentinel and Redis Cluster, start-up during an election, the store and workers on a Redis Cluster
+test-distributed: deps-redis
+	$(GO) test -race -p $(TEST_P) -timeout 10m -count=1 ./internal/failover
+	$(GO) test -race -p $(TEST_P) -timeout 10m -count=1 -run 'Cluster|Sentinel|Startup|OpenRedis|Failover|LeaderElections' \
+		./internal/store ./internal/bus ./internal/ingress ./cmd/orgbridge ./workers/provisioning ./workers/disconnect
 
 vet:
 	$(GO) vet ./...

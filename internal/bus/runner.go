@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -224,10 +225,12 @@ func (c *consumerRun) consume() (jetstream.ConsumeContext, error) {
 				}
 				return
 			}
-			if errors.Is(err, jetstream.ErrNoHeartbeat) {
-				// The pull request is lost (its consumer's leader is gone, or the
-				// connection moved): nats.go has pulled again.
-				c.log.Info("no heartbeat for the pull request; pulling again", slog.Any("error", err))
+			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerLeadershipChanged) ||
+				errors.Is(err, jetstream.ErrServerShutdown) || errors.Is(err, nats.ErrNoResponders) {
+				// A NATS cluster change (a node stopping, the consumer's leader
+				// moving, an election) took the pull request: nats.go pulls again,
+				// at once or after two missed heartbeats.
+				c.log.Info("pull request lost to a NATS cluster change; pulling again", slog.Any("error", err))
 				return
 			}
 			c.log.Warn("consume error", slog.Any("error", err))

@@ -181,14 +181,25 @@ func (c *NATSCluster) WaitStreamLeader(t testing.TB, stream string, within time.
 	return leader
 }
 
-// WaitStreamCurrent waits until every running node's replica of stream has
-// caught up with its leader.
+// WaitStreamCurrent waits until stream's leader sees every other replica
+// online and current (caught up), as `orgbridge streams` shows it.
 func (c *NATSCluster) WaitStreamCurrent(t testing.TB, stream string, within time.Duration) {
 	t.Helper()
-	err := pollUntil(within, func(context.Context) error {
-		for i := range c.opts {
-			if s := c.Server(i); s != nil && !s.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
-				return fmt.Errorf("node %d's replica of %s is behind", i, stream)
+	err := pollUntil(within, func(ctx context.Context) error {
+		s, err := c.JS.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		ci := s.CachedInfo().Cluster
+		if ci == nil || ci.Leader == "" {
+			return fmt.Errorf("stream %s has no leader", stream)
+		}
+		if len(ci.Replicas) != len(c.opts)-1 {
+			return fmt.Errorf("stream %s's leader knows %d other replicas", stream, len(ci.Replicas))
+		}
+		for _, r := range ci.Replicas {
+			if !r.Current || r.Offline || r.Lag > 0 {
+				return fmt.Errorf("replica %s of %s is behind (current %v, offline %v, lag %d)", r.Name, stream, r.Current, r.Offline, r.Lag)
 			}
 		}
 		return nil
