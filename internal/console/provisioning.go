@@ -370,7 +370,9 @@ func (c *Console) provisioningRun(w http.ResponseWriter, r *http.Request, s *Ses
 	defer cancel()
 	pw := c.cfg.Provisioning
 	f := reportFilter(r)
-	run, rows, err := pw.Report(ctx, org, r.PathValue("run"), f)
+	offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
+	offset = max(0, offset)
+	run, rows, total, err := pw.ReportPage(ctx, org, r.PathValue("run"), f, offset, reportPage)
 	data := map[string]any{"Title": "Sync report", "Org": org, "Run": run, "Filter": f, "Outcomes": provisioning.Outcomes,
 		"Actions": provisioning.Actions, "Fields": reportFields, "Now": c.cfg.Now(), "Fragment": "progress"}
 	switch {
@@ -391,11 +393,8 @@ func (c *Console) provisioningRun(w http.ResponseWriter, r *http.Request, s *Ses
 		// the progress poll of a run that has ended: reload the whole page
 		w.Header().Set("HX-Refresh", "true")
 	}
-	offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
-	offset = max(0, min(offset, len(rows)))
-	data["Total"], data["Offset"] = len(rows), offset
-	data["Rows"] = rows[offset:min(offset+reportPage, len(rows))]
-	if offset+reportPage < len(rows) {
+	data["Total"], data["Offset"], data["Rows"] = total, offset, rows
+	if offset+reportPage < total {
 		data["Next"] = offset + reportPage
 	}
 	if offset > 0 {

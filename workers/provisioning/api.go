@@ -484,6 +484,27 @@ func (w *Worker) Report(ctx context.Context, org, runID string, f RowFilter) (*R
 	return run, f.apply(rows), nil
 }
 
+// ReportPage is [Worker.Report] a page at a time: a finished run's report
+// without a filter reads only the rows it shows (a report can hold a row per
+// user of a large source); a filter, or held rows to append, scan it whole.
+func (w *Worker) ReportPage(ctx context.Context, org, runID string, f RowFilter, offset, limit int) (*Run, []Row, int, error) {
+	run, err := w.store.Run(ctx, org, runID)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	offset = max(offset, 0)
+	if f.empty() && run.Status.Final() {
+		rows, total, err := w.store.RowsPage(ctx, org, runID, offset, limit)
+		return run, rows, total, err
+	}
+	run, rows, err := w.Report(ctx, org, runID, f)
+	if err != nil {
+		return run, nil, 0, err
+	}
+	offset = min(offset, len(rows))
+	return run, rows[offset:min(offset+limit, len(rows))], len(rows), nil
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)

@@ -298,3 +298,37 @@ func TestLostTriggerIsSentAgain(t *testing.T) {
 		t.Fatalf("the re-sent run: %+v", done)
 	}
 }
+
+// TestReportPages: a report reads a page at a time, with and without a
+// filter, and the pages are the report's rows in order.
+func TestReportPages(t *testing.T) {
+	e := newEnv(t)
+	w := e.worker(provisioning.Config{})
+	e.start(w)
+	e.connect(w)
+	run := e.sync(w, false)
+	ctx := context.Background()
+	all := e.report(w, run.ID, provisioning.RowFilter{})
+	for _, tc := range []struct {
+		name          string
+		f             provisioning.RowFilter
+		offset, limit int
+	}{
+		{"first page", provisioning.RowFilter{}, 0, 3},
+		{"middle", provisioning.RowFilter{}, 2, 3},
+		{"past the end", provisioning.RowFilter{}, len(all) - 1, 5},
+		{"filtered", provisioning.RowFilter{Actions: []string{provisioning.ActCreate}}, 1, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.f.Apply(all)
+			_, rows, total, err := w.ReportPage(ctx, acme, run.ID, tc.f, tc.offset, tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end := min(tc.offset+tc.limit, len(want))
+			if total != len(want) || len(rows) != end-tc.offset || rows[0].SlackID != want[tc.offset].SlackID || rows[len(rows)-1].Action != want[end-1].Action {
+				t.Fatalf("page %d+%d: %d rows of %d, want %d of %d", tc.offset, tc.limit, len(rows), total, end-tc.offset, len(want))
+			}
+		})
+	}
+}

@@ -37,6 +37,10 @@ func (f RowFilter) match(r Row) bool {
 	return true
 }
 
+func (f RowFilter) empty() bool {
+	return len(f.Outcomes) == 0 && len(f.Actions) == 0 && len(f.Fields) == 0 && strings.TrimSpace(f.Query) == ""
+}
+
 func (f RowFilter) apply(rows []Row) []Row {
 	out := rows[:0:0]
 	for _, r := range rows {

@@ -594,8 +594,22 @@ func (s *Store) Rows(ctx context.Context, org, run string) ([]Row, error) {
 	return s.readList(ctx, kRows(org, run))
 }
 
+// RowsPage reads limit report rows from offset, and how many there are.
+func (s *Store) RowsPage(ctx context.Context, org, run string, offset, limit int) ([]Row, int, error) {
+	n, err := s.rdb.LLen(ctx, kRows(org, run)).Result()
+	if err != nil {
+		return nil, 0, err
+	}
+	rows, err := s.readRange(ctx, kRows(org, run), int64(offset), int64(offset+limit-1))
+	return rows, int(n), err
+}
+
 func (s *Store) readList(ctx context.Context, key string) ([]Row, error) {
-	raw, err := s.rdb.LRange(ctx, key, 0, -1).Result()
+	return s.readRange(ctx, key, 0, -1)
+}
+
+func (s *Store) readRange(ctx context.Context, key string, from, to int64) ([]Row, error) {
+	raw, err := s.rdb.LRange(ctx, key, from, to).Result()
 	if err != nil {
 		return nil, err
 	}
