@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,11 +33,11 @@ const signingSecret = "failover-signing-secret"
 
 // testLogger logs to the test's output at warn and above, so the runner's
 // and ingress's own words about a failover show when a test fails.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -45,7 +46,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // connect makes a client as the ingress and the workers do: every node's
 // URL, reconnecting forever, quickly.
-func connect(t *testing.T, urls, name string, extra ...nats.Option) *nats.Conn {
+func connect(t testing.TB, urls, name string, extra ...nats.Option) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(urls, append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond)}, extra...)...)
@@ -59,7 +60,7 @@ func connect(t *testing.T, urls, name string, extra ...nats.Option) *nats.Conn {
 // startIngress serves the real ingress over two connections to the cluster,
 // as `orgbridge ingress` does: no reconnect buffer, so a publish while
 // reconnecting fails at once and is retried within the publish timeout.
-func startIngress(t *testing.T, urls string, timeout time.Duration, reg prometheus.Registerer) *httptest.Server {
+func startIngress(t testing.TB, urls string, timeout time.Duration, reg prometheus.Registerer) *httptest.Server {
 	t.Helper()
 	var pubs []ingress.Publisher
 	for i := range 2 {
@@ -80,20 +81,21 @@ func startIngress(t *testing.T, urls string, timeout time.Duration, reg promethe
 }
 
 // effects is the outside world a worker acts on (Slack, the directory): it
-// counts how many times each event's effect happened.
+// counts how many times each event's effect happened, and when each worker
+// replica made one.
 type effects struct {
 	mu    sync.Mutex
 	count map[string]int
-	at    []time.Time // when each effect happened
+	by    map[string][]time.Time // worker → when it made each effect
 }
 
-func newEffects() *effects { return &effects{count: map[string]int{}} }
+func newEffects() *effects { return &effects{count: map[string]int{}, by: map[string][]time.Time{}} }
 
-func (e *effects) do(id string) {
+func (e *effects) do(worker, id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.count[id]++
-	e.at = append(e.at, time.Now())
+	e.by[worker] = append(e.by[worker], time.Now())
 }
 
 func (e *effects) of(id string) int {
@@ -106,19 +108,43 @@ func (e *effects) of(id string) int {
 func (e *effects) firstAfter(t time.Time) time.Time {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, at := range e.at {
-		if at.After(t) {
-			return at
+	var first time.Time
+	for _, ats := range e.by {
+		for _, at := range ats {
+			if at.After(t) && (first.IsZero() || at.Before(first)) {
+				first = at
+			}
 		}
 	}
-	return time.Time{}
+	return first
+}
+
+// allAfter is when every worker had made an effect after t (zero: not all
+// have yet): when the last of them resumed.
+func (e *effects) allAfter(t time.Time, workers int) time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var last time.Time
+	if len(e.by) < workers {
+		return time.Time{}
+	}
+	for _, ats := range e.by {
+		i := sort.Search(len(ats), func(i int) bool { return ats[i].After(t) })
+		if i == len(ats) {
+			return time.Time{}
+		}
+		if ats[i].After(last) {
+			last = ats[i]
+		}
+	}
+	return last
 }
 
 // startWorker runs a worker replica: a runner on its own connection with one
 // durable consumer of Slack events whose handler makes an external effect,
 // skipped when Redis records the event done, and Redis as a dependency, as
 // orgbridge's workers have.
-func startWorker(t *testing.T, js jetstream.JetStream, rdb redis.UniversalClient, durable string, fx *effects) {
+func startWorker(t testing.TB, js jetstream.JetStream, rdb redis.UniversalClient, durable, name string, fx *effects) {
 	t.Helper()
 	r, err := bus.NewRunner(js, testLogger(t), nil, bus.RunnerConfig{
 		ShutdownTimeout: 5 * time.Second,
@@ -130,7 +156,7 @@ func startWorker(t *testing.T, js jetstream.JetStream, rdb redis.UniversalClient
 	guard := bus.Idempotent(store.NewIdempotency(rdb), time.Hour)
 	err = r.Register(bus.ConsumerConfig{Stream: events.StreamSlack, Durable: durable, FilterSubjects: []string{"slack.events.>"},
 		AckWait: 4 * time.Second, MaxDeliver: 5, RetryMin: 100 * time.Millisecond, RetryMax: time.Second},
-		func(_ context.Context, m *bus.Message) error { fx.do(m.Identity); return nil }, guard)
+		func(_ context.Context, m *bus.Message) error { fx.do(name, m.Identity); return nil }, guard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +243,7 @@ func (s *slack) load(rate, max int, stop <-chan struct{}) []sent {
 
 // storedIDs counts the copies of each Nats-Msg-Id in stream, reading every
 // message by sequence (a read that meets an election is tried again).
-func storedIDs(t *testing.T, js jetstream.JetStream, stream string) map[string]int {
+func storedIDs(t testing.TB, js jetstream.JetStream, stream string) map[string]int {
 	t.Helper()
 	var s jetstream.Stream
 	poll(t, 30*time.Second, "stream "+stream, func(ctx context.Context) (err error) { s, err = js.Stream(ctx, stream); return err })
@@ -238,7 +264,7 @@ func storedIDs(t *testing.T, js jetstream.JetStream, stream string) map[string]i
 }
 
 // poll calls f every 50ms until it returns nil, or fails the test after within.
-func poll(t *testing.T, within time.Duration, what string, f func(ctx context.Context) error) {
+func poll(t testing.TB, within time.Duration, what string, f func(ctx context.Context) error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -256,7 +282,7 @@ func poll(t *testing.T, within time.Duration, what string, f func(ctx context.Co
 }
 
 // waitDrained waits until consumer has nothing pending and nothing unacknowledged.
-func waitDrained(t *testing.T, js jetstream.JetStream, stream, consumer string, within time.Duration) {
+func waitDrained(t testing.TB, js jetstream.JetStream, stream, consumer string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -279,7 +305,7 @@ func waitDrained(t *testing.T, js jetstream.JetStream, stream, consumer string, 
 }
 
 // counter reads a counter of reg with the given labels (0 when absent).
-func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -79,8 +79,8 @@ func TestRedisFailover(t *testing.T) {
 			n := testenv.StartStreams(t)
 			rdb, failover := tt.start(t)
 			fx := newEffects()
-			for range 2 {
-				startWorker(t, n.JS, rdb, "effects", fx)
+			for i := range 2 {
+				startWorker(t, n.JS, rdb, "effects", fmt.Sprint("worker-", i), fx)
 			}
 			stop := make(chan struct{})
 			published := make(chan []string, 1)

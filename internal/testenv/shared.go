@@ -17,11 +17,15 @@ var shared struct {
 }
 
 // Main runs a package's tests, then stops the servers they shared
-// ([SharedRedisCluster]). A package whose tests share servers calls it from
-// TestMain:
+// ([SharedRedisCluster]); in a child process of [StartNATSClusterProcesses]
+// it runs a NATS node instead. A package whose tests use either calls it
+// from TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 func Main(m *testing.M) int {
+	if spec := os.Getenv(natsNodeEnv); spec != "" {
+		return runNATSNode(spec) // a child process of StartNATSClusterProcesses
+	}
 	shared.Lock()
 	shared.inMain = true
 	shared.Unlock()
