@@ -78,16 +78,18 @@ func (s *Store) Scan(ctx context.Context, f Filter, fn func(*Mapping) error) err
 // OrgWorkspaces returns the workspaces org has had mappings in (sorted),
 // those connected now and those uninstalled since.
 func (s *Store) OrgWorkspaces(ctx context.Context, org string) ([]string, error) {
-	var keys []string
+	// One read per form of the id: the two forms are two hash tags, so two
+	// Redis Cluster slots, which one SUNION cannot span.
+	var ws []string
 	for _, o := range orgIDForms(org) {
-		keys = append(keys, kOrgWorkspaces(o))
-	}
-	ws, err := s.rdb.SUnion(ctx, keys...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("mapping: listing the workspaces of %s: %w", org, err)
+		members, err := s.rdb.SMembers(ctx, kOrgWorkspaces(o)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("mapping: listing the workspaces of %s: %w", org, err)
+		}
+		ws = append(ws, members...)
 	}
 	slices.Sort(ws)
-	return ws, nil
+	return slices.Compact(ws), nil
 }
 
 // orgIDForms returns org's 15- and 18-character forms (an org id has both;
