@@ -18,6 +18,10 @@ import (
 	"github.com/orgbridge/orgbridge/internal/store"
 )
 
+// redisShapeEnv are the Redis settings besides REDIS_URL, for --help.
+var redisShapeEnv = []string{"REDIS_SENTINEL_ADDRS", "REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD",
+	"REDIS_CLUSTER_ADDRS", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS", "REDIS_TLS_CA"}
+
 // redisConnectTimeout bounds the first answer from Redis at start.
 const redisConnectTimeout = 5 * time.Second
 

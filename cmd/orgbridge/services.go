@@ -291,6 +291,7 @@ func loadService(ctx context.Context, c *cli, f *serviceFlags, needSigningSecret
 	return cfg, log, rdb, err
 }
 
-// appEnv are the variables every part that talks to Slack and the org reads.
-var appEnv = []string{"ORGBRIDGE_PUBLIC_URL", "ORGBRIDGE_ENCRYPTION_KEYS", "SLACK_API_URL", "SLACK_OAUTH_URL",
-	"SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_APP_ID", "SLACK_SCOPES", "ORG_LOGIN_URL", "ORG_CLIENT_ID", "ORG_CLIENT_SECRET"}
+// appEnv are the variables every part that talks to Slack and the org reads,
+// and the Redis settings besides REDIS_URL (redisShapeEnv).
+var appEnv = append([]string{"ORGBRIDGE_PUBLIC_URL", "ORGBRIDGE_ENCRYPTION_KEYS", "SLACK_API_URL", "SLACK_OAUTH_URL",
+	"SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_APP_ID", "SLACK_SCOPES", "ORG_LOGIN_URL", "ORG_CLIENT_ID", "ORG_CLIENT_SECRET"}, redisShapeEnv...)
