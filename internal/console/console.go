@@ -228,8 +228,6 @@ func (c *Console) internal(w http.ResponseWriter, r *http.Request, err error) {
 	c.fail(w, r, http.StatusInternalServerError, "Something went wrong", fmt.Sprintf("The page could not be shown (%v). Try again; if it keeps failing, tell the team running orgbridge.", err))
 }
 
-var errNotFound = errors.New("not found")
-
 func withTimeout(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), 30*time.Second)
 }
