@@ -3,6 +3,7 @@ package failover_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,16 +17,15 @@ import (
 )
 
 // publishLoad publishes rate events a second (Msg-Id = event id) until stop
-// is closed, as the ingress does, and returns the ids JetStream acknowledged.
-func publishLoad(t *testing.T, js jetstream.JetStream, rate int, stop <-chan struct{}) []string {
-	t.Helper()
+// is closed, as the ingress does, and returns the ids JetStream acknowledged
+// and the publishes that failed.
+func publishLoad(js jetstream.JetStream, rate int, stop <-chan struct{}) (ids []string, failed []error) {
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
-	var ids []string
 	for i := 0; ; i++ {
 		select {
 		case <-stop:
-			return ids
+			return ids, failed
 		case <-tick.C:
 		}
 		id := fmt.Sprintf("Ev%05d", i)
@@ -35,7 +35,7 @@ func publishLoad(t *testing.T, js jetstream.JetStream, rate int, stop <-chan str
 		_, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(id))
 		cancel()
 		if err != nil {
-			t.Errorf("publishing %s: %v", id, err)
+			failed = append(failed, fmt.Errorf("publishing %s: %w", id, err))
 			continue
 		}
 		ids = append(ids, id)
@@ -83,8 +83,12 @@ func TestRedisFailover(t *testing.T) {
 				startWorker(t, n.JS, rdb, "effects", fmt.Sprint("worker-", i), fx)
 			}
 			stop := make(chan struct{})
-			published := make(chan []string, 1)
-			go func() { published <- publishLoad(t, n.JS, 100, stop) }()
+			var ids []string
+			var failed []error
+			published := make(chan struct{})
+			go func() { defer close(published); ids, failed = publishLoad(n.JS, 100, stop) }()
+			stopLoad := sync.OnceFunc(func() { close(stop); <-published })
+			t.Cleanup(stopLoad) // runs before the servers stop, even when the test fails early
 			testenv.Eventually(t, 20*time.Second, func() bool { return fx.of("Ev00100") == 1 }, "the workers never got going")
 			killed := time.Now()
 			promoted := failover()
@@ -93,8 +97,10 @@ func TestRedisFailover(t *testing.T) {
 			resumed := fx.firstAfter(killed.Add(promoted)).Sub(killed)
 			until := time.Now().Add(time.Second) // a second of load on the new primary
 			testenv.Eventually(t, 5*time.Second, func() bool { return time.Now().After(until) }, "")
-			close(stop)
-			ids := <-published
+			stopLoad()
+			for _, err := range failed {
+				t.Error(err)
+			}
 			waitDrained(t, n.JS, events.StreamSlack, "effects", 60*time.Second)
 
 			dup, missing := 0, 0

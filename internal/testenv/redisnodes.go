@@ -60,6 +60,9 @@ func startRedisNode(t testing.TB, parent, name string, args func(n *redisNode) [
 func (n *redisNode) start() error {
 	cmd := exec.Command(n.bin, n.args(n)...)
 	cmd.Dir = n.dir
+	// A test binary that dies without its cleanups (a panic, a timeout) takes
+	// its servers with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting redis-server: %w", err)
 	}
