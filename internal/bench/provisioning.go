@@ -79,7 +79,7 @@ func (r SyncResult) Ratio() float64 {
 // ProvisioningReport is a first sync and a no-change sync, and the process's
 // peak RSS.
 type ProvisioningReport struct {
-	Runs   []SyncResult
+	Runs    []SyncResult
 	PeakRSS int64 // bytes (VmHWM)
 }
 
@@ -380,4 +380,3 @@ func peakRSS() int64 {
 	}
 	return 0
 }
-

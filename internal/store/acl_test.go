@@ -110,7 +110,9 @@ func TestProductionACL(t *testing.T) {
 		want func(error) bool
 	}{
 		{name: "no user and no password", rdb: anonymous, want: redis.IsAuthError,
-			cmd: func(ctx context.Context, rdb *redis.Client) error { return rdb.Get(ctx, Key("T1", "acl", "hash")).Err() }},
+			cmd: func(ctx context.Context, rdb *redis.Client) error {
+				return rdb.Get(ctx, Key("T1", "acl", "hash")).Err()
+			}},
 		{name: "the default user, with the orgbridge password", rdb: defaultUser, want: redis.IsAuthError,
 			cmd: func(ctx context.Context, rdb *redis.Client) error { return rdb.Ping(ctx).Err() }},
 		{name: "the orgbridge user with a wrong password", rdb: wrongPassword, want: redis.IsAuthError,
@@ -122,7 +124,9 @@ func TestProductionACL(t *testing.T) {
 		{name: "orgbridge: KEYS", rdb: r.Client, want: redis.IsPermissionError,
 			cmd: func(ctx context.Context, rdb *redis.Client) error { return rdb.Keys(ctx, "ob:*").Err() }},
 		{name: "orgbridge: CONFIG SET", rdb: r.Client, want: redis.IsPermissionError,
-			cmd: func(ctx context.Context, rdb *redis.Client) error { return rdb.ConfigSet(ctx, "appendonly", "no").Err() }},
+			cmd: func(ctx context.Context, rdb *redis.Client) error {
+				return rdb.ConfigSet(ctx, "appendonly", "no").Err()
+			}},
 		{name: "orgbridge: PUBLISH", rdb: r.Client, want: redis.IsPermissionError,
 			cmd: func(ctx context.Context, rdb *redis.Client) error { return rdb.Publish(ctx, "ob:chan", "x").Err() }},
 	}
