@@ -34,16 +34,42 @@ type devStack struct {
 	secret   string
 }
 
+// startDev starts `orgbridge dev` with env and waits until it is ready. The
+// addresses come from freeAddr, which another test's server may take
+// before dev binds them: then dev is started again on fresh ones (env is
+// updated in place, so a later restart reuses the addresses that worked).
 func startDev(t *testing.T, env map[string]string) *devStack {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		d, exited := tryDev(t, env)
+		if d != nil {
+			return d
+		}
+		if attempt < 3 && strings.Contains(exited, "address already in use") {
+			for k := range env {
+				if strings.HasSuffix(k, "_ADDR") {
+					env[k] = freeAddr(t)
+				}
+			}
+			continue
+		}
+		t.Fatalf("orgbridge dev exited:\n%s", exited)
+	}
+}
+
+// tryDev starts dev once; it returns the stack, or what dev printed when it
+// exited before it was ready.
+func tryDev(t *testing.T, env map[string]string) (*devStack, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	inv := invoke(ctx, env, "dev")
 	d := &devStack{inv: inv, cancel: cancel, httpAddr: env["ORGBRIDGE_HTTP_ADDR"]}
-	t.Cleanup(func() { d.stop(t) })
+	exited := ""
 	testenv.Eventually(t, 20*time.Second, func() bool {
 		select {
 		case code := <-inv.code:
-			t.Fatalf("orgbridge dev exited with %d:\n%s%s", code, inv.stdout, inv.stderr)
+			exited = fmt.Sprintf("exit %d:\n%s%s", code, inv.stdout, inv.stderr)
+			return true
 		default:
 		}
 		resp, err := http.Get("http://" + d.httpAddr + "/readyz")
@@ -53,6 +79,11 @@ func startDev(t *testing.T, env map[string]string) *devStack {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	}, "orgbridge dev never became ready:\n%s", inv.stderr)
+	if exited != "" {
+		cancel()
+		return nil, exited
+	}
+	t.Cleanup(func() { d.stop(t) })
 	out := inv.stdout.String()
 	d.natsURL = regexp.MustCompile(`NATS\s+(nats://\S+)`).FindStringSubmatch(out)[1]
 	d.redisURL = regexp.MustCompile(`Redis\s+(redis://\S+)`).FindStringSubmatch(out)[1]
@@ -61,7 +92,7 @@ func startDev(t *testing.T, env map[string]string) *devStack {
 		t.Fatal(err)
 	}
 	d.secret = strings.TrimSpace(string(secret))
-	return d
+	return d, ""
 }
 
 // stop sends the equivalent of SIGTERM and waits for a clean exit.
