@@ -35,7 +35,7 @@ func runIngress(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "ingress", "[flags]\n\nServes Slack's requests (POST /slack/events, /slack/commands, /slack/interactivity),\n"+
 		"publishing each to JetStream before answering; GET /healthz, /readyz and /metrics\n"+
 		"(the admin API, /metrics and the detailed /readyz on ORGBRIDGE_ADMIN_ADDR when it is set).",
-		configEnv(append([]string{"SLACK_SIGNING_SECRET", "NATS_URL", "REDIS_URL", "ORGBRIDGE_HTTP_ADDR", "ORGBRIDGE_ADMIN_ADDR", "ORGBRIDGE_ADMIN_TOKEN",
+		configEnv(append([]string{"SLACK_SIGNING_SECRET", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_CREDS", "NATS_NKEY_SEED", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", "NATS_ADMIN_USER", "NATS_ADMIN_PASSWORD", "NATS_ADMIN_CREDS", "NATS_ADMIN_NKEY_SEED", "REDIS_URL", "ORGBRIDGE_HTTP_ADDR", "ORGBRIDGE_ADMIN_ADDR", "ORGBRIDGE_ADMIN_TOKEN",
 			"ORGBRIDGE_PUBLISH_TIMEOUT", "ORGBRIDGE_SHUTDOWN_TIMEOUT", "ORGBRIDGE_SHUTDOWN_DRAIN", "ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_STREAM_DUPLICATE_WINDOW",
 			"ORGBRIDGE_STREAM_REPLICAS", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT"}, appEnv...)...)...)
 	f.register(fs, true, true)

@@ -74,7 +74,7 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	var only string
 	fs := newFlags(c, "worker", "[--only "+strings.Join(workerNames, ",")+"] [flags]\n\n"+
 		"Runs workers as replicas behind durable pull consumers: start as many as the load needs.",
-		configEnv(append([]string{"NATS_URL", "REDIS_URL", "ORGBRIDGE_METRICS_ADDR", "ORGBRIDGE_SHUTDOWN_TIMEOUT",
+		configEnv(append([]string{"NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_CREDS", "NATS_NKEY_SEED", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", "REDIS_URL", "ORGBRIDGE_METRICS_ADDR", "ORGBRIDGE_SHUTDOWN_TIMEOUT",
 			"ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_STREAM_DUPLICATE_WINDOW", "ORGBRIDGE_STREAM_REPLICAS",
 			"ORGBRIDGE_AUDIT_RETENTION", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT"}, appEnv...)...)...)
 	f.register(fs, false, true)
