@@ -3,7 +3,9 @@ package ops
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -103,11 +105,30 @@ func clusterStatus(ci *jetstream.ClusterInfo) ClusterStatus {
 }
 
 // ListStreams returns every stream on the server, sorted by name, each with its
-// consumers sorted by name.
+// consumers sorted by name. It lists the names, then asks each stream for its
+// own info: on a cluster that has lost a node, the paged info listing can
+// return a stream twice and leave another out.
 func ListStreams(ctx context.Context, js jetstream.JetStream) ([]StreamStatus, error) {
-	lister := js.ListStreams(ctx)
-	var out []StreamStatus
-	for info := range lister.Info() {
+	lister := js.StreamNames(ctx)
+	var names []string
+	for name := range lister.Name() {
+		names = append(names, name)
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("listing streams: %w", err)
+	}
+	sort.Strings(names)
+	names = slices.Compact(names)
+	out := make([]StreamStatus, 0, len(names))
+	for _, name := range names {
+		st, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading stream %s: %w", name, err)
+		}
+		info := st.CachedInfo()
 		out = append(out, StreamStatus{
 			Name:      info.Config.Name,
 			Subjects:  info.Config.Subjects,
@@ -121,10 +142,6 @@ func ListStreams(ctx context.Context, js jetstream.JetStream) ([]StreamStatus, e
 			LastTime:  info.State.LastTime,
 		})
 	}
-	if err := lister.Err(); err != nil {
-		return nil, fmt.Errorf("listing streams: %w", err)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	for i := range out {
 		cs, err := listConsumers(ctx, js, out[i].Name, out[i].Replicas)
 		if err != nil {
@@ -140,9 +157,25 @@ func listConsumers(ctx context.Context, js jetstream.JetStream, stream string, s
 	if err != nil {
 		return nil, err
 	}
-	lister := s.ListConsumers(ctx)
+	lister := s.ConsumerNames(ctx)
+	var names []string
+	for name := range lister.Name() {
+		names = append(names, name)
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("listing consumers of stream %s: %w", stream, err)
+	}
+	sort.Strings(names)
 	out := []ConsumerStatus{}
-	for ci := range lister.Info() {
+	for _, name := range slices.Compact(names) {
+		c, err := s.Consumer(ctx, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading consumer %s of stream %s: %w", name, stream, err)
+		}
+		ci := c.CachedInfo()
 		out = append(out, ConsumerStatus{
 			Name:        ci.Name,
 			Durable:     ci.Config.Durable != "",
@@ -154,9 +187,6 @@ func listConsumers(ctx context.Context, js jetstream.JetStream, stream string, s
 			Redelivered: ci.NumRedelivered,
 			LastActive:  ci.Delivered.Last,
 		})
-	}
-	if err := lister.Err(); err != nil {
-		return nil, fmt.Errorf("listing consumers of stream %s: %w", stream, err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
