@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/orgbridge/orgbridge/internal/csvx"
 )
 
 // Audit export formats.
@@ -44,7 +45,7 @@ func WriteAudit(w io.Writer, format string, entries []AuditEntry) error {
 			row := []string{a.Time.UTC().Format(time.RFC3339Nano), a.EnterpriseID, a.RequestID, a.TargetTeam, a.Event, a.State,
 				a.RequestedBy, a.Reason, a.Error, a.Message, a.SlackMethod, status, string(a.SlackResponse), a.Worker}
 			for i := range row {
-				row[i] = csvSafe(row[i])
+				row[i] = csvx.Safe(row[i])
 			}
 			if err := cw.Write(row); err != nil {
 				return err
@@ -54,17 +55,6 @@ func WriteAudit(w io.Writer, format string, entries []AuditEntry) error {
 		return cw.Error()
 	}
 	return fmt.Errorf("audit format %q: choose jsonl or csv", format)
-}
-
-// csvSafe keeps a spreadsheet from running a cell as a formula: a cell
-// starting with = + - @, a tab or a carriage return gets a leading '.
-// Reason, requested_by and messages come from other systems, so an auditor
-// opening the export must not execute them (CSV/formula injection).
-func csvSafe(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
-	}
-	return v
 }
 
 // ParseSince reads a --since / ?since= value: an RFC 3339 time, or a

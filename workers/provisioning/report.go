@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/orgbridge/orgbridge/internal/csvx"
 )
 
 // RowFilter selects report rows; empty fields match everything.
@@ -72,7 +74,7 @@ func WriteCSV(w io.Writer, rows []Row) error {
 		rec := []string{r.At.UTC().Format(time.RFC3339), r.Action, r.Outcome, r.SlackID, r.Name, r.Email, r.DirectoryID, r.Team,
 			strings.Join(changes, "; "), r.Details}
 		for i := range rec {
-			rec[i] = csvSafe(rec[i])
+			rec[i] = csvx.Safe(rec[i])
 		}
 		if err := cw.Write(rec); err != nil {
 			return err
@@ -80,13 +82,4 @@ func WriteCSV(w io.Writer, rows []Row) error {
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-// csvSafe prefixes a cell that starts like a formula (=, +, -, @, tab, CR)
-// with a quote, so spreadsheets show it as text (OWASP CSV injection).
-func csvSafe(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
-	}
-	return v
 }
