@@ -159,7 +159,11 @@ func (s *Installations) Save(ctx context.Context, in *Installation) error {
 	return s.save(ctx, in, "")
 }
 
-// SaveFenced stores in only while lock (from [InstallLockKey]) is still held.
+// SaveFenced stores in only while lock (from [InstallLockKey]) is still held,
+// and waits for a replica to have it ([Replicated]): it saves tokens Slack
+// will not give again (a fresh install's, a rotated one's). It returns
+// [ErrNotReplicated] when the install was saved on the primary but no replica
+// acknowledged it in time.
 func (s *Installations) SaveFenced(ctx context.Context, in *Installation, lock *Lock) error {
 	return s.save(ctx, in, lock.Token())
 }
@@ -193,14 +197,21 @@ func (s *Installations) save(ctx context.Context, in *Installation, token string
 	}
 	keys := []string{InstallKey(in.AppID, in.EnterpriseID, in.TeamID), Key(in.Tenant(), "installs"),
 		InstallLockKey(in.AppID, in.EnterpriseID, in.TeamID)}
-	n, err := saveScript.Run(ctx, s.rdb, keys, b, token, in.AppID).Int()
-	if err != nil {
-		return fmt.Errorf("store: saving installation: %w", err)
+	write := func(c redis.Cmdable) error {
+		n, err := saveScript.Run(ctx, c, keys, b, token, in.AppID).Int()
+		if err != nil {
+			return fmt.Errorf("store: saving installation: %w", err)
+		}
+		if n < 0 {
+			return ErrLockNotHeld
+		}
+		return nil
 	}
-	if n < 0 {
-		return ErrLockNotHeld
+	if token == "" {
+		return write(s.rdb)
 	}
-	return nil
+	_, err = Replicated(ctx, s.rdb, keys[0], DefaultReplicationWait, write)
+	return err
 }
 
 // InstallRef names one install.

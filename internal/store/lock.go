@@ -77,6 +77,40 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration) (*Lo
 	return &Lock{rdb: l.rdb, key: key, token: token}, nil
 }
 
+// ObtainReplicated is [Locker.Obtain] for a lock that guards an effect which
+// must not happen twice: it returns the lock only once a Redis replica has it
+// too ([Replicated]), so a failover right after cannot hand the same lock to
+// another owner. When no replica acknowledges it in time, the lock is given up
+// again and the error matches [ErrNotReplicated]; try later.
+func (l *Locker) ObtainReplicated(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
+	if ttl <= 0 {
+		return nil, ErrInvalidTTL
+	}
+	token, err := newToken()
+	if err != nil {
+		return nil, err
+	}
+	_, err = Replicated(ctx, l.rdb, key, DefaultReplicationWait, func(c redis.Cmdable) error {
+		ok, err := c.SetNX(ctx, key, token, ttl).Result()
+		if err != nil {
+			return fmt.Errorf("store: obtaining lock %s: %w", key, err)
+		}
+		if !ok {
+			return ErrNotObtained
+		}
+		return nil
+	})
+	lock := &Lock{rdb: l.rdb, key: key, token: token}
+	if errors.Is(err, ErrNotReplicated) {
+		_ = lock.Release(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return lock, nil
+}
+
 // ObtainWait is [Locker.Obtain] that keeps trying, with jittered exponential
 // backoff from 10 ms to 500 ms, until it gets the lock or ctx ends. An ended wait
 // returns an error matching both [ErrNotObtained] and ctx's error.

@@ -92,6 +92,17 @@ func (n *redisNode) kill() {
 	}
 }
 
+// signal sends sig to the node's process, if it runs.
+func (n *redisNode) signal(sig syscall.Signal) error {
+	n.mu.Lock()
+	p := n.proc
+	n.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("redis-server %s is stopped", n.addr)
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
 func (n *redisNode) running() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()

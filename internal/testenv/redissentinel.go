@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,6 +130,60 @@ func (s *RedisSentinel) KillPrimary(t testing.TB) string {
 	}
 	t.Fatalf("testenv: the primary %s is none of the data nodes", addr)
 	return ""
+}
+
+// ReplicaClients are plain clients of every data node that is not the primary
+// now, closed when the test ends.
+func (s *RedisSentinel) ReplicaClients(t testing.TB) []*redis.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	primary, err := s.Primary(ctx)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	var out []*redis.Client
+	for _, n := range s.data {
+		if n.addr != primary && n.running() {
+			c := n.client()
+			t.Cleanup(func() { _ = c.Close() })
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// FreezeReplicas suspends (SIGSTOP) every data node but the current primary,
+// as stalled or cut-off replicas would be: the primary keeps them as
+// connected replicas that acknowledge nothing. It returns a func that resumes
+// them (also run when the test ends).
+func (s *RedisSentinel) FreezeReplicas(t testing.TB) (thaw func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	primary, err := s.Primary(ctx)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	var frozen []*redisNode
+	for _, n := range s.data {
+		if n.addr != primary && n.running() {
+			if err := n.signal(syscall.SIGSTOP); err != nil {
+				t.Fatalf("testenv: freezing replica %s: %v", n.addr, err)
+			}
+			frozen = append(frozen, n)
+		}
+	}
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			for _, n := range frozen {
+				_ = n.signal(syscall.SIGCONT)
+			}
+		})
+	}
+	t.Cleanup(thaw)
+	return thaw
 }
 
 // WaitFailover waits until the Sentinels name a primary other than old and it

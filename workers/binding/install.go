@@ -88,6 +88,11 @@ func (w *Worker) HandleInstall(ctx context.Context, m *bus.Message) error {
 	}
 	err = w.cfg.Installations.SaveFenced(ctx, inst, lock)
 	_ = lock.Release(context.WithoutCancel(ctx))
+	if errors.Is(err, store.ErrNotReplicated) {
+		// Saved on the primary; only a failover in the next instant loses it.
+		w.log.Warn("install saved, but no Redis replica has it yet", "app", inst.AppID, "team", inst.TeamID, "err", err)
+		err = nil
+	}
 	if err != nil {
 		return err
 	}

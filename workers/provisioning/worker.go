@@ -180,9 +180,14 @@ func (w *Worker) Handle(ctx context.Context, m *bus.Message) error {
 	if err := msg.Validate(); err != nil {
 		return bus.Permanent(fmt.Errorf("provisioning: invalid trigger: %w", err))
 	}
-	lock, err := w.locker.Obtain(ctx, kRunLock(msg.OrgID), w.cfg.RunLockTTL)
+	// One run per org at a time, also across a Redis failover: the lock is
+	// taken only once a replica has it.
+	lock, err := w.locker.ObtainReplicated(ctx, kRunLock(msg.OrgID), w.cfg.RunLockTTL)
 	if errors.Is(err, store.ErrNotObtained) {
 		return &laterError{why: "another run of org " + msg.OrgID + " is in progress", after: 2 * time.Second}
+	}
+	if errors.Is(err, store.ErrNotReplicated) {
+		return &laterError{why: "no Redis replica acknowledged the run lock of org " + msg.OrgID, after: 5 * time.Second}
 	}
 	if err != nil {
 		return err
