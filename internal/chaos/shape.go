@@ -88,6 +88,14 @@ func newShape(cfg Config) (*shape, error) {
 	if err := os.WriteFile(natsConf, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
+	// nats.conf includes the users and permissions from accounts.conf beside it.
+	accounts, err := os.ReadFile(filepath.Join(cfg.DeployDir, "nats", "accounts.conf"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(cfg.Dir, "accounts.conf"), accounts, 0o600); err != nil {
+		return nil, err
+	}
 	natsEnv := append([]string(nil), base...)
 	for _, u := range natsUsers {
 		natsEnv = append(natsEnv, "NATS_"+strings.ToUpper(u)+"_PASSWORD="+s.natsPasswords[u])
