@@ -78,11 +78,14 @@ func serveIngress(ctx context.Context, cfg config.Config, natsURL string, rdb re
 	}
 	srv.MountAdmin("GET /metrics", telemetry.Handler(reg))
 	d := workerDeps{cfg: cfg, nc: conns[0], js: jss[0], rdb: rdb, log: log, reg: reg}
-	closeAdmin, err := useAdminNATS(&d, natsURL)
+	adminNC, err := useAdminNATS(&d, natsURL)
 	if err != nil {
 		return err
 	}
-	defer closeAdmin()
+	if adminNC != nil {
+		defer adminNC.Close()
+		conns = append(conns[:len(conns):len(conns)], adminNC) // drained with the others at the end
+	}
 	if err := mountOAuthAndAdmin(srv, d); err != nil {
 		return err
 	}

@@ -56,13 +56,14 @@ func cliNATSAuth(c *cli) ([]nats.Option, error) {
 // deploy/nats/nats.conf), when one is configured: they publish disconnect
 // requests and manage dead letters, which the ingress user, serving Slack's
 // traffic, may not. Without NATS_ADMIN_* (and in dev, natsURL "") d keeps the
-// ingress's connection. The returned func closes what it opened.
-func useAdminNATS(d *workerDeps, natsURL string) (func(), error) {
+// ingress's connection. It returns the connection it opened (nil when none),
+// for the caller to drain and close.
+func useAdminNATS(d *workerDeps, natsURL string) (*nats.Conn, error) {
 	if natsURL == "" || !d.cfg.NATSAdmin.Set() {
-		return func() {}, nil
+		return nil, nil
 	}
 	auth := d.cfg.NATSAdmin
-	nc, err := connectService(natsURL, "orgbridge-ingress-admin", d.log, natsAuth(auth)...)
+	nc, err := connectService(natsURL, "orgbridge-ingress-admin", d.log, append([]nats.Option{nats.DrainTimeout(d.cfg.ShutdownTimeout)}, natsAuth(auth)...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -72,5 +73,5 @@ func useAdminNATS(d *workerDeps, natsURL string) (func(), error) {
 		return nil, err
 	}
 	d.nc, d.js = nc, js
-	return nc.Close, nil
+	return nc, nil
 }

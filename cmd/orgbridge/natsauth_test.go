@@ -247,13 +247,15 @@ func TestProductionNATSPermissions(t *testing.T) {
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				d := workerDeps{cfg: config.Config{NATSAdmin: tt.admin}, nc: ingress.nc, js: ingress.js, log: slog.New(slog.DiscardHandler)}
-				closeAdmin, err := useAdminNATS(&d, tt.natsURL)
+				adminNC, err := useAdminNATS(&d, tt.natsURL)
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer closeAdmin()
-				if own := d.nc != ingress.nc; own != tt.wantOwnNC {
-					t.Fatalf("own connection = %v, want %v", own, tt.wantOwnNC)
+				if adminNC != nil {
+					defer adminNC.Close()
+				}
+				if own := d.nc != ingress.nc; own != tt.wantOwnNC || (adminNC != nil) != own || (own && d.nc != adminNC) {
+					t.Fatalf("own connection = %v (returned %v), want %v", own, adminNC != nil, tt.wantOwnNC)
 				}
 				if !tt.wantOwnNC {
 					return
