@@ -23,6 +23,15 @@
 #                                           RESTORE, SORT, INFO, MONITOR, ACL, SHUTDOWN, …
 #                -function -script|flush   no server-side function libraries, no flushing scripts
 #   admin      (REDIS_ADMIN_PASSWORD, only when set) people and backups: everything.
+#   replica    (REDIS_REPLICA_PASSWORD, only when set) replicas of the Sentinel shape
+#              (node.sh) reading their primary's stream: PSYNC, REPLCONF, PING. With it every
+#              node also authenticates to its primary as `replica` (masteruser/masterauth,
+#              written to a config file beside the ACL file, never on the command line),
+#              since a failover may turn any node into a replica.
+#   sentinel   (REDIS_SENTINEL_PASSWORD, only when set) the Sentinels (sentinel.sh) watching
+#              the nodes and reconfiguring them in a failover: the commands Redis documents
+#              for a Sentinel's ACL user (INFO, ROLE, REPLICAOF, CONFIG REWRITE, CLIENT KILL,
+#              the hello channel, …), no keys.
 set -eu
 
 : "${REDIS_PASSWORD:?set REDIS_PASSWORD: the password of the orgbridge user (REDIS_URL redis://orgbridge:<password>@host:6379/0)}"
@@ -39,6 +48,14 @@ acl() {
 	if [ -n "${REDIS_ADMIN_PASSWORD:-}" ]; then
 		echo "user admin on #$(sha256 "$REDIS_ADMIN_PASSWORD") ~* &* +@all"
 	fi
+	if [ -n "${REDIS_REPLICA_PASSWORD:-}" ]; then
+		echo "user replica on #$(sha256 "$REDIS_REPLICA_PASSWORD") resetkeys resetchannels -@all +psync +replconf +ping"
+	fi
+	if [ -n "${REDIS_SENTINEL_PASSWORD:-}" ]; then
+		echo "user sentinel on #$(sha256 "$REDIS_SENTINEL_PASSWORD") resetkeys allchannels -@all" \
+			"+multi +exec +ping +info +role +slaveof +replicaof +config|rewrite +client|setname +client|kill" \
+			"+script|kill +subscribe +publish"
+	fi
 }
 
 if [ "${1:-}" = "--print-acl" ]; then
@@ -49,4 +66,17 @@ fi
 file=${REDIS_ACL_FILE:-/tmp/orgbridge-users.acl}
 umask 077
 acl >"$file"
-exec redis-server "$here/redis.conf" --aclfile "$file" "$@"
+if [ -z "${REDIS_REPLICA_PASSWORD:-}" ]; then
+	exec redis-server "$here/redis.conf" --aclfile "$file" "$@"
+fi
+# The primary's password for replication in a file of its own (owner-only, like the ACL file)
+# that includes redis.conf. It is writable, so the CONFIG REWRITE a Sentinel sends after
+# reconfiguring this node succeeds.
+conf=$file.conf
+{
+	echo "include \"$here/redis.conf\""
+	echo "aclfile \"$file\""
+	echo "masteruser replica"
+	echo "masterauth \"$REDIS_REPLICA_PASSWORD\""
+} >"$conf"
+exec redis-server "$conf" "$@"
