@@ -76,7 +76,7 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 		"Runs workers as replicas behind durable pull consumers: start as many as the load needs.",
 		configEnv(append([]string{"NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_CREDS", "NATS_NKEY_SEED", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", "REDIS_URL", "ORGBRIDGE_METRICS_ADDR", "ORGBRIDGE_SHUTDOWN_TIMEOUT",
 			"ORGBRIDGE_STREAM_MAX_AGE", "ORGBRIDGE_STREAM_DUPLICATE_WINDOW", "ORGBRIDGE_STREAM_REPLICAS",
-			"ORGBRIDGE_AUDIT_RETENTION", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT"}, appEnv...)...)...)
+			"ORGBRIDGE_AUDIT_RETENTION", "ORGBRIDGE_WORKER_ID", "ORGBRIDGE_LOG_LEVEL", "ORGBRIDGE_LOG_FORMAT"}, appEnv...)...)...)
 	f.register(fs, false, true)
 	fs.StringVar(&only, "only", "", "comma-separated workers to run (default: all)")
 	if err := parseFlags(fs, args); err != nil {

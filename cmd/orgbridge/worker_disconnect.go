@@ -27,14 +27,23 @@ func newDisconnectWorker(d workerDeps) (*disconnect.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	host, _ := os.Hostname()
 	return disconnect.New(disconnect.Deps{
 		JS: d.js, Redis: d.rdb, Slack: sc,
 		Installations: installs,
 		Logger:        d.log.With("worker", "disconnect"),
 		Registerer:    d.reg,
-	}, disconnect.Config{TimeScale: d.cfg.TimeScale, WorkerID: host, AuditRetention: d.cfg.AuditRetention,
+	}, disconnect.Config{TimeScale: d.cfg.TimeScale, WorkerID: workerID(d.cfg), AuditRetention: d.cfg.AuditRetention,
 		MaxNotBefore: maxNotBefore(d.cfg.Streams.MaxAge)})
+}
+
+// workerID names this replica in the audit trail: ORGBRIDGE_WORKER_ID, else
+// the host name (a pod's name on Kubernetes).
+func workerID(cfg config.Config) string {
+	if cfg.WorkerID != "" {
+		return cfg.WorkerID
+	}
+	host, _ := os.Hostname()
+	return host
 }
 
 // maxNotBefore is how far ahead a disconnect may be scheduled: an hour less

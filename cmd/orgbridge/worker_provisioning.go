@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/orgbridge/orgbridge/internal/mailer"
 	"github.com/orgbridge/orgbridge/internal/orgapi"
@@ -38,10 +37,9 @@ func newProvisioningWorker(d workerDeps) (*provisioning.Worker, error) {
 		}
 		m = ml
 	}
-	host, _ := os.Hostname()
 	return provisioning.New(provisioning.Deps{JS: d.js, Redis: d.rdb, Keys: keys, Slack: sc, Org: org, SlackOAuth: newSlackOAuth(d),
 		Mailer: m, Logger: d.log.With("worker", "provisioning"), Registerer: d.reg},
-		provisioning.Config{WorkerID: host, TimeScale: d.cfg.TimeScale})
+		provisioning.Config{WorkerID: workerID(d.cfg), TimeScale: d.cfg.TimeScale})
 }
 
 // provisioningOrgClient is the org OAuth client of the provisioning connect

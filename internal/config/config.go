@@ -34,6 +34,9 @@ const (
 	DefaultOrgLoginURL       = "https://login.salesforce.com"
 )
 
+// maxWorkerIDLen bounds ORGBRIDGE_WORKER_ID, which every audit entry carries.
+const maxWorkerIDLen = 128
+
 // MinAdminTokenLength is the shortest ORGBRIDGE_ADMIN_TOKEN accepted: the token
 // guards every admin API call, so it must not be guessable.
 const MinAdminTokenLength = 24
@@ -108,6 +111,7 @@ func Vars() []Var {
 		{"SMTP_FROM", "", "sender of invitations, e.g. orgbridge <noreply@example.com>; required with SMTP_HOST"},
 		{"SMTP_TLS", SMTPTLSStartTLS, "none, starttls or tls (implicit TLS)"},
 		{"ORGBRIDGE_AUDIT_RETENTION", "400d", "how long the disconnect audit trail is kept (at least 1d)"},
+		{"ORGBRIDGE_WORKER_ID", "", "worker: names this replica in the disconnect audit trail (default: the host name); set it when several workers share a host"},
 		{"ORGBRIDGE_TIME_SCALE", "1", "dev and tests only: emulated time runs this many times faster (rate limits, delays)"},
 	}
 }
@@ -154,6 +158,9 @@ type Config struct {
 	SMTP SMTP
 	// AuditRetention bounds the disconnect audit trail; zero means the worker's default.
 	AuditRetention time.Duration
+	// WorkerID names a worker replica in the disconnect audit trail; empty
+	// means the host name, which replicas on one host share.
+	WorkerID string
 	// TimeScale speeds emulated time up (dev and tests against the emulators); 1 in production.
 	TimeScale float64
 }
@@ -212,6 +219,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AdminToken:         Secret(getenv("ORGBRIDGE_ADMIN_TOKEN")),
 		AdminAddr:          getenv("ORGBRIDGE_ADMIN_ADDR"),
 		ConsoleOperators:   splitNonEmpty(getenv("ORGBRIDGE_CONSOLE_OPERATORS")),
+		WorkerID:           getenv("ORGBRIDGE_WORKER_ID"),
 		Slack: SlackApp{
 			APIURL:       or(getenv("SLACK_API_URL"), DefaultSlackAPIURL),
 			OAuthURL:     or(getenv("SLACK_OAUTH_URL"), DefaultSlackOAuthURL),
@@ -300,6 +308,8 @@ func (c Config) validateCommon() error {
 		return &Error{"ORGBRIDGE_SHUTDOWN_TIMEOUT", "must be above 0"}
 	case c.ShutdownDrain < 0 || c.ShutdownDrain >= c.ShutdownTimeout:
 		return &Error{"ORGBRIDGE_SHUTDOWN_DRAIN", fmt.Sprintf("%s must be at least 0 and below ORGBRIDGE_SHUTDOWN_TIMEOUT (%s), which it is part of", c.ShutdownDrain, c.ShutdownTimeout)}
+	case len(c.WorkerID) > maxWorkerIDLen || strings.ContainsFunc(c.WorkerID, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return &Error{"ORGBRIDGE_WORKER_ID", fmt.Sprintf("%q must be at most %d characters without spaces or control characters", c.WorkerID, maxWorkerIDLen)}
 	case c.AdminToken != "" && len(c.AdminToken.Reveal()) < MinAdminTokenLength:
 		return &Error{"ORGBRIDGE_ADMIN_TOKEN", fmt.Sprintf("is %d characters; use at least %d random ones (e.g. $(head -c24 /dev/urandom | base64)), or leave it unset to turn the admin API off",
 			len(c.AdminToken.Reveal()), MinAdminTokenLength)}

@@ -36,6 +36,7 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"ORGBRIDGE_ADMIN_ADDR", DefaultHTTPAddr, "is ORGBRIDGE_HTTP_ADDR too"},
 		{"ORGBRIDGE_SHUTDOWN_DRAIN", "25s", "below ORGBRIDGE_SHUTDOWN_TIMEOUT (25s)"},
 		{"ORGBRIDGE_SHUTDOWN_DRAIN", "-1s", "at least 0"},
+		{"ORGBRIDGE_WORKER_ID", "worker 2", "without spaces"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
