@@ -28,15 +28,22 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 master=${REDIS_SENTINEL_MASTER:-orgbridge}
 
-# The primary the first Sentinel that answers names, as host:port; nothing when none does.
+# ask HOST:PORT prints the primary that Sentinel names, as host:port, and fails when it names none.
+ask() {
+	a=$(REDISCLI_AUTH=$REDIS_SENTINEL_PASSWORD timeout 3 redis-cli -h "${1%:*}" -p "${1##*:}" \
+		--raw sentinel get-master-addr-by-name "$master" 2>/dev/null) || return 1
+	set -- $a
+	[ $# -eq 2 ] || return 1
+	case $2 in '' | *[!0-9]*) return 1 ;; esac
+	echo "$1:$2"
+}
+
+# The primary the first Sentinel that answers names; nothing when none does.
 sentinel_primary() {
 	for s in $(echo "${REDIS_SENTINEL_ADDRS:-}" | tr ',' ' '); do
-		if a=$(REDISCLI_AUTH=$REDIS_SENTINEL_PASSWORD timeout 3 redis-cli -h "${s%:*}" -p "${s##*:}" \
-			--raw sentinel get-master-addr-by-name "$master" 2>/dev/null) && [ "$(echo "$a" | wc -l)" -eq 2 ]; then
-			echo "$a" | paste -sd: -
-			return
-		fi
+		ask "$s" && return
 	done
+	return 0
 }
 
 primary=$(sentinel_primary)

@@ -31,12 +31,20 @@ set -eu
 master=${REDIS_SENTINEL_MASTER:-orgbridge}
 conf=${REDIS_SENTINEL_CONF:-/tmp/orgbridge-sentinel.conf}
 
+# ask HOST:PORT prints the primary that Sentinel names, as host:port, and fails when it names none.
+ask() {
+	a=$(REDISCLI_AUTH=$REDIS_SENTINEL_PASSWORD timeout 3 redis-cli -h "${1%:*}" -p "${1##*:}" \
+		--raw sentinel get-master-addr-by-name "$master" 2>/dev/null) || return 1
+	set -- $a
+	[ $# -eq 2 ] || return 1
+	case $2 in '' | *[!0-9]*) return 1 ;; esac
+	echo "$1:$2"
+}
+
 primary=""
 for s in $(echo "${REDIS_SENTINEL_ADDRS:-}" | tr ',' ' '); do
 	[ "$s" = "$REDIS_ANNOUNCE" ] && continue
-	if a=$(REDISCLI_AUTH=$REDIS_SENTINEL_PASSWORD timeout 3 redis-cli -h "${s%:*}" -p "${s##*:}" \
-		--raw sentinel get-master-addr-by-name "$master" 2>/dev/null) && [ "$(echo "$a" | wc -l)" -eq 2 ]; then
-		primary=$(echo "$a" | paste -sd: -)
+	if primary=$(ask "$s"); then
 		echo "sentinel.sh: Sentinel $s names $primary as the primary of $master" >&2
 		break
 	fi
