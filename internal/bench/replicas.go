@@ -154,10 +154,23 @@ func Replicas(ctx context.Context, opts ReplicasOptions) (ReplicasReport, error)
 		stopWorker()
 		<-workerDone
 	}()
-	fmt.Fprintf(opts.Progress, "R%d: %d events/s for %s, one worker consuming\n", opts.Replicas, opts.Rate, opts.RateFor)
 	// Event ids no earlier run used: the workers' idempotency records in Redis
 	// would skip an id seen before.
 	base := uint64(time.Now().UnixMilli()) * 1_000_000
+	// Measure a worker that is consuming, not one still creating its consumer:
+	// one event first, and its effect awaited.
+	warm := base + 999_999
+	if err := httpOp(client, url, factory)(ctx, 0, warm); err != nil {
+		return rep, fmt.Errorf("warm-up event: %w", err)
+	}
+	warmID := map[string]time.Time{"Ev" + strconv.FormatUint(warm, 10): time.Now()}
+	for deadline := time.Now().Add(30 * time.Second); effects.count(warmID) == 0; {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return rep, errors.New("the worker did not act on the warm-up event within 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Fprintf(opts.Progress, "R%d: %d events/s for %s, one worker consuming\n", opts.Replicas, opts.Rate, opts.RateFor)
 	sent := paced(ctx, opts.Rate, opts.RateFor, func(n uint64) (time.Time, bool) {
 		start := time.Now()
 		return start, httpOp(client, url, factory)(ctx, 0, base+n) == nil
