@@ -46,7 +46,7 @@ func printDLQUsage(w io.Writer) {
 
 Commands:
   list                              dead letters, oldest first (id, failed at, stream, seq, subject, consumer, deliveries, error);
-                                    --json adds headers and body (body_encoding json, text or base64)
+                                    --json adds headers and body (body_encoding json, text or base64); --limit N --after ID pages
   show ID                           one dead letter: every header and the body
   redrive ID | --all                re-deliver to the consumer that failed, then remove from the DLQ
   purge --yes [--stream S] [--consumer C]  remove dead letters (all, or those matching)
@@ -76,10 +76,12 @@ func dlqFilterFlags(fs *flag.FlagSet) (stream, consumer *string) {
 }
 
 func runDLQList(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "dlq list", "[--stream NAME] [--consumer NAME] [--json] [--nats-url URL]", natsURLEnv)
+	fs := newFlags(c, "dlq list", "[--stream NAME] [--consumer NAME] [--limit N] [--after ID] [--json] [--nats-url URL]", natsURLEnv)
 	natsURL := natsURLFlag(fs, c)
 	stream, consumer := dlqFilterFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON (with headers and bodies) instead of a table")
+	limit := fs.Int("limit", 0, "list at most N dead letters (0: every one, read a page at a time)")
+	after := fs.Uint64("after", 0, "list only dead letters after this id (the last id a --limit listing showed)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -87,37 +89,84 @@ func runDLQList(ctx context.Context, c *cli, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q; to see one dead letter use `orgbridge dlq show ID`", pos[0])
 	}
+	if *limit < 0 {
+		return usagef("--limit: must be 0 (every one) or more")
+	}
 	nc, js, err := connectJetStream(ctx, c, *natsURL)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 
-	list, err := ops.ListDeadLetters(ctx, js, ops.DLQFilter{Stream: *stream, Consumer: *consumer})
-	if err != nil {
+	// Page by page: a DLQ of any size is listed in bounded memory.
+	f := ops.DLQFilter{Stream: *stream, Consumer: *consumer}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	shown, cursor := 0, *after
+	for {
+		size := dlqListPage
+		if *limit > 0 {
+			size = min(size, *limit-shown)
+		}
+		page, err := ops.ListDeadLetterPage(ctx, js, f, cursor, size)
+		if err != nil {
+			return err
+		}
+		for i := range page.Letters {
+			if err := printDeadLetterRow(c, tw, *asJSON, shown == 0, &page.Letters[i]); err != nil {
+				return err
+			}
+			shown++
+		}
+		cursor = page.Next
+		if cursor == 0 || (*limit > 0 && shown >= *limit) {
+			break
+		}
+	}
+	switch {
+	case *asJSON && shown == 0:
+		fmt.Fprintln(c.stdout, "[]")
+	case *asJSON:
+		fmt.Fprintln(c.stdout, "\n]")
+	case shown == 0:
+		fmt.Fprintln(c.stdout, "No dead letters.")
+	}
+	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if *asJSON {
-		if list == nil {
-			list = []ops.DeadLetter{}
+	if cursor != 0 {
+		fmt.Fprintf(c.stderr, "more dead letters follow: `orgbridge dlq list --after %d`\n", cursor)
+	}
+	return nil
+}
+
+// dlqListPage is how many dead letters `dlq list` reads at a time.
+const dlqListPage = 100
+
+// printDeadLetterRow prints one dead letter of a listing: a table row (the
+// header first), or an element of a JSON array written as it goes.
+func printDeadLetterRow(c *cli, tw *tabwriter.Writer, asJSON, first bool, d *ops.DeadLetter) error {
+	if asJSON {
+		b, err := json.MarshalIndent(d, "  ", "  ")
+		if err != nil {
+			return err
 		}
-		return writeJSON(c.stdout, list)
-	}
-	if len(list) == 0 {
-		fmt.Fprintln(c.stdout, "No dead letters.")
-		return nil
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tFAILED AT\tSTREAM\tSEQ\tSUBJECT\tCONSUMER\tDELIVERIES\tERROR")
-	for _, d := range list {
-		failed := fmtTime(d.FailedAt)
-		if d.FailedAt.IsZero() && d.FailedAtRaw != "" {
-			failed = d.FailedAtRaw
+		sep := ","
+		if first {
+			sep = "["
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", d.ID, failed, orDash(d.Stream), d.Seq,
-			orDash(d.Subject), orDash(d.Consumer), d.Deliveries, truncate(oneLine(d.Error), dlqErrorWidth))
+		_, err = fmt.Fprintf(c.stdout, "%s\n  %s", sep, b)
+		return err
 	}
-	return tw.Flush()
+	if first {
+		fmt.Fprintln(tw, "ID\tFAILED AT\tSTREAM\tSEQ\tSUBJECT\tCONSUMER\tDELIVERIES\tERROR")
+	}
+	failed := fmtTime(d.FailedAt)
+	if d.FailedAt.IsZero() && d.FailedAtRaw != "" {
+		failed = d.FailedAtRaw
+	}
+	_, err := fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", d.ID, failed, orDash(d.Stream), d.Seq,
+		orDash(d.Subject), orDash(d.Consumer), d.Deliveries, truncate(oneLine(d.Error), dlqErrorWidth))
+	return err
 }
 
 func runDLQShow(ctx context.Context, c *cli, args []string) error {

@@ -70,6 +70,7 @@ func TestDLQList(t *testing.T) {
 		args      []string
 		wantLines []string
 		wantNot   []string
+		wantErr   string // on stderr; "" wants no "more" hint
 	}{
 		{
 			name: "all",
@@ -93,12 +94,35 @@ func TestDLQList(t *testing.T) {
 			args:      []string{"dlq", "list", "--stream", "ORG"},
 			wantLines: []string{"No dead letters."},
 		},
+		{
+			name:      "a page",
+			args:      []string{"dlq", "list", "--limit", "1"},
+			wantLines: []string{strconv.FormatUint(ids[0], 10) + " 2026-03-01T12:00:00Z SLACK 1 slack.install.T1 binding 5 org 00D1 expired: very long reason very long reason very lo…"},
+			wantNot:   []string{"handler panicked", "mapping"},
+			wantErr:   "more dead letters follow: `orgbridge dlq list --after " + strconv.FormatUint(ids[0], 10) + "`",
+		},
+		{
+			name:      "the next page",
+			args:      []string{"dlq", "list", "--limit", "1", "--after", strconv.FormatUint(ids[0], 10)},
+			wantLines: []string{strconv.FormatUint(ids[1], 10) + " 2026-03-01T12:00:00Z SLACK 2 slack.events.T1.message binding 5 handler panicked"},
+			wantNot:   []string{"expired", "mapping"},
+			wantErr:   "--after " + strconv.FormatUint(ids[1], 10),
+		},
+		{
+			name:      "the last page",
+			args:      []string{"dlq", "list", "--after", strconv.FormatUint(ids[1], 10)},
+			wantLines: []string{strconv.FormatUint(ids[2], 10) + " 2026-03-01T12:00:00Z SLACK 3 slack.commands.T1 mapping 5 bad form"},
+			wantNot:   []string{"binding"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := runCLI(t, n.URL, tt.args...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if !strings.Contains(stderr, tt.wantErr) || (tt.wantErr == "" && strings.Contains(stderr, "more dead letters")) {
+				t.Errorf("stderr = %q, want %q", stderr, tt.wantErr)
 			}
 			for _, want := range tt.wantLines {
 				if !hasLine(stdout, want) {

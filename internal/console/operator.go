@@ -371,32 +371,27 @@ func (c *Console) dlqList(w http.ResponseWriter, r *http.Request, s *Session) {
 	ctx, cancel := withTimeout(r)
 	defer cancel()
 	f := dlqFilter(r)
-	all, err := ops.ListDeadLetters(ctx, c.cfg.Operator.JS, ops.DLQFilter{})
+	q := r.URL.Query()
+	after, _ := strconv.ParseUint(q.Get("after"), 10, 64)
+	// One page read from the stream, whatever the DLQ holds.
+	page, err := ops.ListDeadLetterPage(ctx, c.cfg.Operator.JS, f, after, operatorPage)
 	if err != nil {
 		c.internal(w, r, err)
 		return
 	}
 	var streams, consumers []string
-	var list []ops.DeadLetter
-	for _, d := range all {
-		if !slices.Contains(streams, d.Stream) {
-			streams = append(streams, d.Stream)
+	for _, p := range page.Parked {
+		if !slices.Contains(streams, p.Stream) {
+			streams = append(streams, p.Stream)
 		}
-		if !slices.Contains(consumers, d.Consumer) {
-			consumers = append(consumers, d.Consumer)
-		}
-		if (f.Stream == "" || d.Stream == f.Stream) && (f.Consumer == "" || d.Consumer == f.Consumer) {
-			list = append(list, d)
+		if !slices.Contains(consumers, p.Consumer) {
+			consumers = append(consumers, p.Consumer)
 		}
 	}
-	slices.Sort(streams)
 	slices.Sort(consumers)
-	q := r.URL.Query()
-	offset, _ := strconv.Atoi(q.Get("offset"))
-	offset = max(0, min(offset, len(list)))
-	c.render(w, r, http.StatusOK, "operator_dlq", s, map[string]any{"Title": "Dead letters", "Letters": list[offset:min(offset+operatorPage, len(list))],
-		"Total": len(list), "Offset": offset, "Filter": f, "Streams": streams, "Consumers": consumers,
-		"HasPrev": offset > 0, "Prev": max(0, offset-operatorPage), "HasNext": offset+operatorPage < len(list), "Next": offset + operatorPage,
+	c.render(w, r, http.StatusOK, "operator_dlq", s, map[string]any{"Title": "Dead letters", "Letters": page.Letters,
+		"Total": int(page.Total), "Before": int(page.Before), "Filter": f, "Streams": streams, "Consumers": consumers,
+		"HasFirst": after > 0, "Next": page.Next,
 		"Redriven": q.Get("redriven"), "RedrivenAll": q.Get("redriven_all"), "Duplicates": q.Get("duplicates"), "Failed": q.Get("failed"),
 		"Purged": q.Get("purged")})
 }
@@ -487,12 +482,12 @@ func (c *Console) dlqPurgeConfirm(w http.ResponseWriter, r *http.Request, s *Ses
 	ctx, cancel := withTimeout(r)
 	defer cancel()
 	f := dlqFilter(r)
-	list, err := ops.ListDeadLetters(ctx, c.cfg.Operator.JS, f)
+	page, err := ops.ListDeadLetterPage(ctx, c.cfg.Operator.JS, f, 0, 1) // the count, not the letters
 	if err != nil {
 		c.internal(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "operator_dlq_purge", s, map[string]any{"Title": "Purge dead letters", "Filter": f, "Count": len(list)})
+	c.render(w, r, http.StatusOK, "operator_dlq_purge", s, map[string]any{"Title": "Purge dead letters", "Filter": f, "Count": int(page.Total)})
 }
 
 func (c *Console) dlqPurge(w http.ResponseWriter, r *http.Request, s *Session) {

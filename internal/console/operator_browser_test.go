@@ -290,6 +290,35 @@ func TestConsoleOperatorDisconnectsAndDeadLetters(t *testing.T) {
 		t.Fatalf("after the purge: %d dead letters, %v", len(list), err)
 	}
 
+	// more than a page of them (50 a page): read a page at a time
+	for i := range 52 {
+		msg := nats.NewMsg(testSubject)
+		msg.Data = []byte(`{"n":` + strconv.Itoa(i) + `}`)
+		msg.Header.Set(events.HeaderSchema, "1")
+		if _, err := e.nats.JS.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		page, err := ops.ListDeadLetterPage(context.Background(), e.nats.JS, ops.DLQFilter{}, 0, 1)
+		return err == nil && page.Total == 52
+	}, "the dead letters were not parked")
+	e.run(op, "a full DLQ", chromedp.Navigate(e.srv.URL+"/console/operator/dlq"), chromedp.WaitVisible(chromedp.ID("dead-letters")))
+	contains(t, e.text(op, "#dlq-count"), "52 dead letters, showing 1–50", "the first page")
+	e.absent(op, "#first-page")
+	e.run(op, "the next page", chromedp.Click(chromedp.ID("next-page")))
+	e.waitURL(op, "after=")
+	contains(t, e.text(op, "#dlq-count"), "52 dead letters, showing 51–52", "the second page")
+	if rows := value(e, op, "rows", chromedp.Evaluate[int](`document.querySelectorAll("#dead-letters tbody tr").length`)); rows != 2 {
+		t.Fatalf("the second page shows %d rows, want 2", rows)
+	}
+	e.absent(op, "#next-page")
+	e.run(op, "back to the first page", chromedp.Click(chromedp.ID("first-page")), chromedp.WaitVisible(chromedp.ID("next-page")))
+	contains(t, e.text(op, "#dlq-count"), "showing 1–50", "the first page again")
+	if _, err := ops.PurgeDeadLetters(context.Background(), e.nats.JS, ops.DLQFilter{}); err != nil {
+		t.Fatal(err)
+	}
+
 	// streams and consumers
 	e.run(op, "streams",
 		chromedp.Click(chromedp.CSS(`nav a[href$="/console/operator/streams"]`)),

@@ -1,12 +1,14 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -129,7 +131,8 @@ func (f DLQFilter) match(d *DeadLetter) bool {
 }
 
 // ListDeadLetters returns the dead letters in the DLQ stream that match f, in
-// the order they were parked. Only messages under [DeadLetterSubjects] are
+// the order they were parked, all at once: for a DLQ known to be small. The
+// console, the CLI and [RedriveAll] read pages ([ListDeadLetterPage]). Only messages under [DeadLetterSubjects] are
 // read; the stream's last sequence when the call started bounds the read.
 func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f DLQFilter) ([]DeadLetter, error) {
 	s, err := openStream(ctx, js, events.StreamDLQ)
@@ -150,6 +153,94 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f DLQFilter) (
 		return nil
 	})
 	return out, err
+}
+
+// DeadLetterPage is one page of dead letters, oldest first.
+type DeadLetterPage struct {
+	Letters []DeadLetter
+	// Total is how many dead letters match the filter; Before how many of
+	// them come before this page.
+	Total, Before uint64
+	// Next is the id to pass as after for the next page; 0 when this is the last.
+	Next uint64
+	// Parked counts every dead letter (whatever the filter) by the stream and
+	// consumer it failed in: the choices a filter has.
+	Parked []ParkedCount
+}
+
+// ParkedCount is how many dead letters one consumer of one stream has.
+type ParkedCount struct {
+	Stream, Consumer string
+	Count            uint64
+}
+
+// ListDeadLetterPage returns up to limit dead letters matching f whose id is
+// above after (0: from the first), reading only those: the page costs the
+// same with ten dead letters or a million. Counts come from the stream's
+// per-subject state (dead letters live on dlq.<stream>.<consumer>).
+func ListDeadLetterPage(ctx context.Context, js jetstream.JetStream, f DLQFilter, after uint64, limit int) (DeadLetterPage, error) {
+	var page DeadLetterPage
+	if limit <= 0 {
+		return page, errors.New("ops: a page needs a limit above 0")
+	}
+	s, err := openStream(ctx, js, events.StreamDLQ)
+	if err != nil {
+		return page, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(DeadLetterSubjects))
+	if err != nil {
+		return page, fmt.Errorf("stream %s: %w", events.StreamDLQ, err)
+	}
+	for subj, n := range info.State.Subjects {
+		parts := strings.SplitN(strings.TrimPrefix(subj, "dlq."), ".", 2)
+		if len(parts) != 2 {
+			continue
+		}
+		c := ParkedCount{Stream: parts[0], Consumer: parts[1], Count: n}
+		page.Parked = append(page.Parked, c)
+		if f.match(&DeadLetter{Stream: c.Stream, Consumer: c.Consumer}) {
+			page.Total += n
+		}
+	}
+	slices.SortFunc(page.Parked, func(a, b ParkedCount) int {
+		return cmp.Or(cmp.Compare(a.Stream, b.Stream), cmp.Compare(a.Consumer, b.Consumer))
+	})
+	if page.Total == 0 {
+		return page, nil
+	}
+	letters, pending, next, err := readPage(ctx, s, f, after, info.State.LastSeq, limit)
+	page.Letters, page.Next = letters, next
+	// pending counts what matched from the page's first letter on, up to now:
+	// whatever landed since the count above is not in Total yet either.
+	page.Before = page.Total - min(page.Total, pending)
+	return page, err
+}
+
+// readPage reads up to limit dead letters matching f with ids in (after,
+// end]. pending is how many matched from the first of them on (0 when none);
+// next is the last one's id when more follow up to end, else 0.
+func readPage(ctx context.Context, s jetstream.Stream, f DLQFilter, after, end uint64, limit int) (letters []DeadLetter, pending, next uint64, err error) {
+	if after >= end {
+		return nil, 0, 0, nil
+	}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()},
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1}
+	errFull := errors.New("page full")
+	err = scan(ctx, s, occ, end, func(msg jetstream.Msg, md *jetstream.MsgMetadata) error {
+		if len(letters) == 0 {
+			pending = md.NumPending + 1
+		}
+		if len(letters) == limit {
+			next = letters[limit-1].ID
+			return errFull
+		}
+		letters = append(letters, newDeadLetter(md.Sequence.Stream, msg.Subject(), md.Timestamp, msg.Headers(), msg.Data()))
+		return nil
+	})
+	if errors.Is(err, errFull) {
+		err = nil
+	}
+	return letters, pending, next, err
 }
 
 // GetDeadLetter returns the dead letter with DLQ stream sequence id.
@@ -239,28 +330,49 @@ func RedriveAll(ctx context.Context, js jetstream.JetStream, f DLQFilter, progre
 	if err != nil {
 		return nil, err
 	}
-	list, err := ListDeadLetters(ctx, js, f)
+	// Only what is parked now: a letter re-driven here that fails again is
+	// parked after end and waits for the next re-drive.
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(f.subject()))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stream %s: %w", events.StreamDLQ, err)
+	}
+	var total uint64
+	for _, n := range info.State.Subjects {
+		total += n
 	}
 	sum := &RedriveSummary{Results: []RedriveResult{}}
 	last := time.Now()
-	for i := range list {
-		if err := ctx.Err(); err != nil {
+	done := 0
+	// A page at a time, so a DLQ of any size is re-driven in bounded memory.
+	for after := uint64(0); ; {
+		page, _, next, err := readPage(ctx, s, f, after, info.State.LastSeq, redrivePage)
+		if err != nil {
 			return sum, err
 		}
-		r, err := redrive(ctx, js, s, &list[i])
-		if err != nil {
-			r.Error = err.Error()
+		for i := range page {
+			if err := ctx.Err(); err != nil {
+				return sum, err
+			}
+			r, err := redrive(ctx, js, s, &page[i])
+			if err != nil {
+				r.Error = err.Error()
+			}
+			sum.add(r)
+			done++
+			if time.Since(last) >= DefaultProgressInterval {
+				fmt.Fprintf(progress, "re-drove %d/%d (%d%%)\n", done, total, uint64(done)*100/max(total, 1))
+				last = time.Now()
+			}
 		}
-		sum.add(r)
-		if time.Since(last) >= DefaultProgressInterval {
-			fmt.Fprintf(progress, "re-drove %d/%d (%d%%)\n", i+1, len(list), (i+1)*100/len(list))
-			last = time.Now()
+		if next == 0 {
+			return sum, nil
 		}
+		after = next
 	}
-	return sum, nil
 }
+
+// redrivePage is how many dead letters [RedriveAll] holds at a time.
+const redrivePage = 100
 
 // RedriveMsgID is the Nats-Msg-Id of the re-drive of dead letter id whose
 // original has identity originID: "redrive:<origin id>:<dlq id>". The DLQ id
