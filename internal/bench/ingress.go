@@ -124,20 +124,8 @@ func Ingress(ctx context.Context, opts IngressOptions) (IngressReport, error) {
 	}
 
 	factory := newEventFactory(opts.Secret, opts.PayloadBytes)
-	tickCtx, stopTick := context.WithCancel(ctx)
-	defer stopTick()
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-tickCtx.Done():
-				return
-			case <-t.C:
-				factory.tick()
-			}
-		}
-	}()
+	stopClock := tickEvery(ctx, time.Second, factory.tick)
+	defer stopClock()
 	client := newClient(opts.Concurrency, opts.NewConnEach)
 	defer client.CloseIdleConnections()
 

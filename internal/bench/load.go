@@ -106,12 +106,17 @@ func drive(ctx context.Context, name string, concurrency int, warmup, duration t
 	wg.Wait()
 	// Requests still in flight when the clock stopped finish after it; they were
 	// timed, so count them against the same elapsed time.
-	slices.Sort(all)
-	r := Result{Name: name, Requests: len(all), Errors: errs, Elapsed: elapsed}
-	if len(all) > 0 {
-		r.P50 = all[len(all)*50/100]
-		r.P99 = all[min(len(all)-1, len(all)*99/100)]
-		r.Max = all[len(all)-1]
+	return summarize(name, all, elapsed, errs)
+}
+
+// summarize makes a Result of latencies gathered over elapsed (it sorts lat).
+func summarize(name string, lat []time.Duration, elapsed time.Duration, errs int) Result {
+	slices.Sort(lat)
+	r := Result{Name: name, Requests: len(lat), Errors: errs, Elapsed: elapsed}
+	if len(lat) > 0 {
+		r.P50 = lat[len(lat)*50/100]
+		r.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
+		r.Max = lat[len(lat)-1]
 	}
 	return r
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -323,18 +322,6 @@ func paced(ctx context.Context, rate int, d time.Duration, send func(n uint64) (
 	}
 	wg.Wait()
 	return out
-}
-
-// summarize makes a Result of latencies gathered over elapsed.
-func summarize(name string, lat []time.Duration, elapsed time.Duration, errs int) Result {
-	slices.Sort(lat)
-	r := Result{Name: name, Requests: len(lat), Errors: errs, Elapsed: elapsed}
-	if len(lat) > 0 {
-		r.P50 = lat[len(lat)*50/100]
-		r.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
-		r.Max = lat[len(lat)-1]
-	}
-	return r
 }
 
 // tickEvery calls f every d until the returned stop is called or ctx ends.

@@ -113,8 +113,8 @@ func (s *RedisSentinel) Primary(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("no Sentinel names the primary: %v", lastErr)
 }
 
-// KillPrimary kills (SIGKILL) the current primary and returns its address.
-func (s *RedisSentinel) KillPrimary(t testing.TB) string {
+// primaryNow is [RedisSentinel.Primary], failing the test when no Sentinel names one.
+func (s *RedisSentinel) primaryNow(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -122,6 +122,13 @@ func (s *RedisSentinel) KillPrimary(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	return addr
+}
+
+// KillPrimary kills (SIGKILL) the current primary and returns its address.
+func (s *RedisSentinel) KillPrimary(t testing.TB) string {
+	t.Helper()
+	addr := s.primaryNow(t)
 	for _, n := range s.data {
 		if n.addr == addr {
 			n.kill()
@@ -136,12 +143,7 @@ func (s *RedisSentinel) KillPrimary(t testing.TB) string {
 // now, closed when the test ends.
 func (s *RedisSentinel) ReplicaClients(t testing.TB) []*redis.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	primary, err := s.Primary(ctx)
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
+	primary := s.primaryNow(t)
 	var out []*redis.Client
 	for _, n := range s.data {
 		if n.addr != primary && n.running() {
@@ -159,12 +161,7 @@ func (s *RedisSentinel) ReplicaClients(t testing.TB) []*redis.Client {
 // them (also run when the test ends).
 func (s *RedisSentinel) FreezeReplicas(t testing.TB) (thaw func()) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	primary, err := s.Primary(ctx)
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
+	primary := s.primaryNow(t)
 	var frozen []*redisNode
 	for _, n := range s.data {
 		if n.addr != primary && n.running() {
