@@ -30,11 +30,23 @@ import (
 // Retries use backoff/v4 like the rest of the code ([Locker.ObtainWait]).
 type Locker struct {
 	rdb redis.Cmdable
+	// replicationWait bounds [Locker.ObtainReplicated]'s wait for a replica.
+	replicationWait time.Duration
 }
 
 // NewLocker returns a Locker over rdb (a *redis.Client, *redis.ClusterClient or
 // *redis.Ring all work).
-func NewLocker(rdb redis.Cmdable) *Locker { return &Locker{rdb: rdb} }
+func NewLocker(rdb redis.Cmdable) *Locker {
+	return &Locker{rdb: rdb, replicationWait: DefaultReplicationWait}
+}
+
+// WithReplicationWait returns a Locker whose [Locker.ObtainReplicated] waits
+// up to d for a replica (default [DefaultReplicationWait]).
+func (l *Locker) WithReplicationWait(d time.Duration) *Locker {
+	c := *l
+	c.replicationWait = d
+	return &c
+}
 
 // Lock is one obtained lock. It is not safe to refresh and release from several
 // goroutines at once without the caller's own ordering.
@@ -90,7 +102,7 @@ func (l *Locker) ObtainReplicated(ctx context.Context, key string, ttl time.Dura
 	if err != nil {
 		return nil, err
 	}
-	_, err = Replicated(ctx, l.rdb, key, DefaultReplicationWait, func(c redis.Cmdable) error {
+	_, err = Replicated(ctx, l.rdb, key, l.replicationWait, func(c redis.Cmdable) error {
 		ok, err := c.SetNX(ctx, key, token, ttl).Result()
 		if err != nil {
 			return fmt.Errorf("store: obtaining lock %s: %w", key, err)

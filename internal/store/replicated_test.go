@@ -45,7 +45,9 @@ func TestReplicatedSentinel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	key := Key("T1", "rotated")
-	rep, err := Replicated(ctx, s.Client, key, time.Second, setKey(ctx, key, "token-1"))
+	// Generous waits where replicas are healthy: a loaded test machine may
+	// starve a replica for a moment; the stalled case below waits 300 ms.
+	rep, err := Replicated(ctx, s.Client, key, 10*time.Second, setKey(ctx, key, "token-1"))
 	if err != nil || rep.Replicas != 2 || rep.Acked < 1 {
 		t.Fatalf("Replicated = %+v, %v; want 2 replicas, at least one acknowledging", rep, err)
 	}
@@ -61,7 +63,7 @@ func TestReplicatedSentinel(t *testing.T) {
 		t.Fatalf("%d replicas acknowledged, %d have the value", rep.Acked, have)
 	}
 
-	locker := NewLocker(s.Client)
+	locker := NewLocker(s.Client).WithReplicationWait(10 * time.Second)
 	lock, err := locker.ObtainReplicated(ctx, Key("T1", "run"), time.Minute)
 	if err != nil {
 		t.Fatalf("ObtainReplicated with healthy replicas: %v", err)
@@ -85,7 +87,7 @@ func TestReplicatedSentinel(t *testing.T) {
 	if v, _ := s.Client.Get(ctx, key).Result(); v != "token-2" {
 		t.Fatalf("the primary lost the write: %q", v)
 	}
-	if _, err := locker.ObtainReplicated(ctx, Key("T1", "run"), time.Minute); !errors.Is(err, ErrNotReplicated) {
+	if _, err := locker.WithReplicationWait(300*time.Millisecond).ObtainReplicated(ctx, Key("T1", "run"), time.Minute); !errors.Is(err, ErrNotReplicated) {
 		t.Fatalf("ObtainReplicated with the replicas stalled: %v, want ErrNotReplicated", err)
 	}
 	if n, _ := s.Client.Exists(ctx, Key("T1", "run")).Result(); n != 0 {
@@ -107,7 +109,7 @@ func TestReplicatedCluster(t *testing.T) {
 	defer cancel()
 	for _, tenant := range []string{"T1", "T2", "E9"} {
 		key := Key(tenant, "rotated")
-		rep, err := Replicated(ctx, c.Client, key, time.Second, setKey(ctx, key, "v"))
+		rep, err := Replicated(ctx, c.Client, key, 10*time.Second, setKey(ctx, key, "v"))
 		if err != nil || rep.Replicas != 1 || rep.Acked != 1 {
 			t.Fatalf("%s: Replicated = %+v, %v; want its primary's one replica to acknowledge", key, rep, err)
 		}
