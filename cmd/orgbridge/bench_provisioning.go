@@ -33,6 +33,7 @@ func runBenchProvisioning(ctx context.Context, c *cli, args []string) error {
 	dirLimit := fs.Float64("directory-limit", 4000, "the org emulator's SCIM write limit per second (0: none)")
 	fs.Float64Var(&o.DirectoryWritesPerSecond, "pace", 3800, "the worker's directory write pacing per second (0: none)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the first sync to this file")
+	fs.StringVar(&o.NoChangeCPUProfile, "cpuprofile-nochange", "", "write a CPU profile of the no-change sync to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

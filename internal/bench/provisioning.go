@@ -48,8 +48,9 @@ type ProvisioningOptions struct {
 	DirectoryWritesPerSecond float64
 	Concurrency              int
 	Progress                 io.Writer
-	// CPUProfile, when set, is where the first sync's CPU profile is written.
-	CPUProfile string
+	// CPUProfile and NoChangeCPUProfile, when set, are where the first and the
+	// no-change sync's CPU profiles are written.
+	CPUProfile, NoChangeCPUProfile string
 }
 
 // SyncResult is one measured run.
@@ -183,11 +184,13 @@ func Provisioning(ctx context.Context, o ProvisioningOptions) (ProvisioningRepor
 		if err != nil {
 			return rep, err
 		}
-		stopProfile := func() {}
-		if o.CPUProfile != "" && name == "first sync" {
-			if stopProfile, err = startProfile(o.CPUProfile); err != nil {
-				return rep, err
-			}
+		profile := o.CPUProfile
+		if name == "no-change sync" {
+			profile = o.NoChangeCPUProfile
+		}
+		stopProfile, err := startProfile(profile)
+		if err != nil {
+			return rep, err
 		}
 		cpu0 := cpuTime()
 		start := time.Now()
