@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/orgbridge/orgbridge/internal/store"
 	"github.com/orgbridge/orgbridge/internal/testenv"
 )
 
@@ -45,6 +46,15 @@ func TestRedisSentinelScripts(t *testing.T) {
 	if err := client.Set(ctx, "ob:{T1}:before", "1", 0).Err(); err != nil {
 		t.Fatalf("orgbridge writing through the Sentinels: %v", err)
 	}
+	// The writes that must survive a failover: orgbridge's user counts the
+	// primary's replicas (INFO) and waits for one (WAIT), which the replicas'
+	// user acknowledges.
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		rep, err := store.Replicated(ctx, client, "ob:{T1}:rotated", 5*time.Second, func(c redis.Cmdable) error {
+			return c.Set(ctx, "ob:{T1}:rotated", "token", 0).Err()
+		})
+		return err == nil && rep.Replicas == 2 && rep.Acked >= 1
+	}, "orgbridge's user could not count the replicas or no replica acknowledged its write")
 
 	for _, c := range []struct {
 		name string

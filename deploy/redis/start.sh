@@ -22,6 +22,9 @@
 #                -@dangerous                no FLUSHALL/FLUSHDB, KEYS, CONFIG, DEBUG, MIGRATE,
 #                                           RESTORE, SORT, INFO, MONITOR, ACL, SHUTDOWN, …
 #                -function -script|flush   no server-side function libraries, no flushing scripts
+#                +info                      INFO only (read-only): a write that must survive a
+#                                           failover asks how many replicas to WAIT for
+#                                           (internal/store.Replicated; WAIT is in @connection)
 #   admin      (REDIS_ADMIN_PASSWORD, only when set) people and backups: everything.
 #   replica    (REDIS_REPLICA_PASSWORD, only when set) replicas of the Sentinel shape
 #              (node.sh) reading their primary's stream: PSYNC, REPLCONF, PING. With it every
@@ -44,7 +47,7 @@ acl() {
 	echo "user default off resetkeys resetchannels -@all"
 	echo "user orgbridge on #$(sha256 "$REDIS_PASSWORD") resetkeys ~ob:* resetchannels -@all" \
 		"+@read +@write +@keyspace +@scripting +@transaction +@connection +time" \
-		"-@dangerous -function -script|flush"
+		"-@dangerous -function -script|flush +info"
 	if [ -n "${REDIS_ADMIN_PASSWORD:-}" ]; then
 		echo "user admin on #$(sha256 "$REDIS_ADMIN_PASSWORD") ~* &* +@all"
 	fi

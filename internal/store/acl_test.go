@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -31,6 +32,32 @@ func TestProductionACL(t *testing.T) {
 				return err
 			}
 			return l.Release(ctx)
+		}},
+		{name: "replicated writes: a fenced install save and a replicated lock (INFO replication, WAIT)", op: func(ctx context.Context, rdb *redis.Client) error {
+			keys, err := ParseKeyring(GenerateKeySpec("k1"))
+			if err != nil {
+				return err
+			}
+			locker := NewLocker(rdb)
+			lock, err := locker.ObtainReplicated(ctx, InstallLockKey("A2", "", "T2"), time.Minute)
+			if err != nil {
+				return err
+			}
+			in := &Installation{AppID: "A2", TeamID: "T2", BotToken: "xoxb-acl", BotRefreshToken: "xoxe-1-acl",
+				Scopes: []string{"chat:write"}, TokenExpiresAt: time.Now().Add(time.Hour)}
+			installs := NewInstallations(rdb, keys)
+			if err := installs.SaveFenced(ctx, in, lock); err != nil {
+				return err
+			}
+			defer installs.Delete(ctx, "A2", "", "T2") // sealed with this step's keys only
+			// The user can count replicas: none here, so nothing was waited for.
+			rep, err := Replicated(ctx, rdb, Key("T2", "acl"), time.Minute, func(c redis.Cmdable) error {
+				return c.Set(ctx, Key("T2", "acl"), "v", time.Minute).Err()
+			})
+			if err != nil || rep.Replicas != 0 {
+				return fmt.Errorf("Replicated as orgbridge = %+v, %v; want 0 replicas counted", rep, err)
+			}
+			return lock.Release(ctx)
 		}},
 		{name: "idempotency: begin, done, check", op: func(ctx context.Context, rdb *redis.Client) error {
 			idem, key := NewIdempotency(rdb), Key("T1", "bus", "processed", "acl", "m1")

@@ -21,7 +21,8 @@ var ErrNotReplicated = errors.New("store: written on the Redis primary, but no r
 const DefaultReplicationWait = time.Second
 
 // Replication is what [Replicated] found: how many replicas the primary had
-// and how many acknowledged the write.
+// (-1: unknown, the Redis user may not run INFO) and how many acknowledged
+// the write.
 type Replication struct {
 	Replicas int
 	Acked    int
@@ -38,7 +39,8 @@ type Replication struct {
 // irreversible effect), not for every write: it adds a round trip to the
 // replica.
 //
-// A single server (no replicas) is not waited for. rdb may be a
+// A single server (no replicas) is not waited for, nor is a primary whose
+// replicas the Redis user may not count (INFO refused by its ACL). rdb may be a
 // *redis.Client (plain or Sentinel failover) or a *redis.ClusterClient; any
 // other Cmdable runs write without waiting. write's error is returned as is;
 // a write that no replica acknowledged returns [ErrNotReplicated].
@@ -63,6 +65,10 @@ func Replicated(ctx context.Context, rdb redis.Cmdable, key string, timeout time
 		return Replication{}, err
 	}
 	info, err := conn.Info(ctx, "replication").Result()
+	if err != nil && strings.HasPrefix(err.Error(), "NOPERM") {
+		// An ACL without INFO (deploy/redis allows it): made, not waited for.
+		return Replication{Replicas: -1}, nil
+	}
 	if err != nil {
 		return Replication{}, fmt.Errorf("store: reading the primary's replicas: %w", err)
 	}
