@@ -131,9 +131,10 @@ func (f DLQFilter) match(d *DeadLetter) bool {
 }
 
 // ListDeadLetters returns the dead letters in the DLQ stream that match f, in
-// the order they were parked, all at once: for a DLQ known to be small. The
-// console, the CLI and [RedriveAll] read pages ([ListDeadLetterPage]). Only messages under [DeadLetterSubjects] are
-// read; the stream's last sequence when the call started bounds the read.
+// the order they were parked, all at once: for a DLQ known to be small (the
+// console, the CLI and [RedriveAll] read pages, [ListDeadLetterPage]). Only
+// messages under [DeadLetterSubjects] are read; the stream's last sequence
+// when the call started bounds the read.
 func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f DLQFilter) ([]DeadLetter, error) {
 	s, err := openStream(ctx, js, events.StreamDLQ)
 	if err != nil {
