@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -842,4 +843,35 @@ func requiredVars(t *testing.T, script string) []string {
 		out = append(out, requiredVars(t, m[1])...)
 	}
 	return out
+}
+
+// TestK8sNATSRefusesAnEmptyRoutePassword runs the NATS container's command
+// as its image's shell would: with an empty route password it exits before
+// nats-server starts, saying why; with one it hands its arguments to
+// nats-server (a stand-in here that prints them).
+func TestK8sNATSRefusesAnEmptyRoutePassword(t *testing.T) {
+	d := loadK8s(t)
+	_, c := d.statefulSetRunning(t, "nats:")
+	if len(c.Command) < 3 || c.Command[0] != "sh" || c.Command[1] != "-c" {
+		t.Fatalf("the NATS container's command %q is not a shell guard", c.Command)
+	}
+	bin := t.TempDir()
+	stand := "#!/bin/sh\necho \"nats-server $*\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "nats-server"), []byte(stand), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(password string) (string, error) {
+		cmd := exec.Command(c.Command[0], append(c.Command[1:], c.Args...)...)
+		cmd.Env = []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "NATS_ROUTE_PASSWORD=" + password}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("")
+	if err == nil || !strings.Contains(out, "route key of the orgbridge-nats Secret is empty") || strings.Contains(out, "nats-server -c") {
+		t.Fatalf("with an empty route password: %v\n%s", err, out)
+	}
+	out, err = run("s3cret")
+	if err != nil || strings.TrimSpace(out) != "nats-server -c /etc/nats/cluster.conf" {
+		t.Fatalf("with a route password: %v\n%s", err, out)
+	}
 }
