@@ -34,9 +34,9 @@ test: deps vet
 
 ## test-distributed: only the tests of the distributed shape (part of `make test` too): failovers of a 3-node NATS
 ## cluster, Redis Sentinel and Redis Cluster, start-up during an election, the store and workers on a Redis Cluster,
-## three worker replicas sharing every consumer (scale-out)
+## three worker replicas sharing every consumer (scale-out), and deploy/'s cluster configs, scripts and manifests
 test-distributed: deps-redis
-	$(GO) test -race -p $(TEST_P) -timeout 10m -count=1 ./internal/failover
+	$(GO) test -race -p $(TEST_P) -timeout 10m -count=1 ./internal/failover ./deploy
 	$(GO) test -race -p $(TEST_P) -timeout 10m -count=1 -run 'Cluster|Sentinel|Startup|OpenRedis|Failover|LeaderElections|ScaleOut' \
 		./internal/store ./internal/bus ./internal/ingress ./cmd/orgbridge ./workers/provisioning ./workers/disconnect
 
