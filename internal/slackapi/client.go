@@ -125,51 +125,20 @@ type Response struct {
 // JSON answer into out. It returns the raw answer whenever one arrived.
 func (c *Client) call(ctx context.Context, method, token string, args url.Values, out any) (Response, error) {
 	resp := Response{Method: method}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, defaultTimeout)
-		defer cancel()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.apiURL+method, strings.NewReader(args.Encode()))
-	if err != nil {
-		return resp, fmt.Errorf("slackapi: building %s request: %w", method, err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "Bearer "+token)
-	hr, err := c.hc.Do(req)
-	if err != nil {
-		return resp, &TransportError{Method: method, MaybeSent: !isDialError(err), Err: err}
-	}
-	defer hr.Body.Close()
-	resp.Status = hr.StatusCode
-	body, err := io.ReadAll(io.LimitReader(hr.Body, maxBody))
-	if err != nil {
-		return resp, &TransportError{Method: method, MaybeSent: true, Err: err}
-	}
-	if hr.StatusCode == http.StatusTooManyRequests {
+	status, body, err := c.post(ctx, method, token, args)
+	resp.Status = status
+	if body != nil {
 		resp.Body = jsonOrNil(body)
-		secs, perr := strconv.ParseInt(strings.TrimSpace(hr.Header.Get("Retry-After")), 10, 64)
-		if perr != nil || secs < 0 {
-			secs = 60 // Slack always sends it; a minute is the safe guess without.
-		}
-		return resp, &slack.RateLimitedError{RetryAfter: time.Duration(secs) * time.Second}
 	}
-	if hr.StatusCode != http.StatusOK {
-		return resp, slack.StatusCodeError{Code: hr.StatusCode, Status: hr.Status}
+	if err != nil {
+		return resp, err
 	}
-	resp.Body = jsonOrNil(body)
 	var sr slack.SlackResponse
 	if err := json.Unmarshal(body, &sr); err != nil {
-		// A 200 that is not Slack's JSON (a proxy's page, a cut-off body) says
-		// nothing about whether Slack acted: as good as no answer.
-		return resp, &TransportError{Method: method, MaybeSent: true,
-			Err: fmt.Errorf("answered HTTP 200 with something that is not JSON: %w", err)}
+		return resp, notJSON(method, err)
 	}
-	if !sr.Ok {
-		if strings.TrimSpace(sr.Error) == "" {
-			sr.Error = "unknown_error"
-		}
-		return resp, slack.SlackErrorResponse{Err: sr.Error, Errors: sr.Errors, ResponseMetadata: sr.ResponseMetadata, Needed: sr.Needed, Provided: sr.Provided}
+	if err := answerError(sr); err != nil {
+		return resp, err
 	}
 	if out != nil {
 		if err := json.Unmarshal(body, out); err != nil {
@@ -177,6 +146,65 @@ func (c *Client) call(ctx context.Context, method, token string, args url.Values
 		}
 	}
 	return resp, nil
+}
+
+// post POSTs form args to method with token as a bearer token and returns the
+// HTTP status and the body. A 429 is a *[slack.RateLimitedError], another
+// non-200 a [slack.StatusCodeError] (the body is returned with both), no
+// answer a *[TransportError]. Whether Slack said "ok" is the caller's to read
+// ([answerError]).
+func (c *Client) post(ctx context.Context, method, token string, args url.Values) (int, []byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultTimeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.apiURL+method, strings.NewReader(args.Encode()))
+	if err != nil {
+		return 0, nil, fmt.Errorf("slackapi: building %s request: %w", method, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+token)
+	hr, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, &TransportError{Method: method, MaybeSent: !isDialError(err), Err: err}
+	}
+	defer hr.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(hr.Body, maxBody))
+	if err != nil {
+		return hr.StatusCode, nil, &TransportError{Method: method, MaybeSent: true, Err: err}
+	}
+	if hr.StatusCode == http.StatusTooManyRequests {
+		secs, perr := strconv.ParseInt(strings.TrimSpace(hr.Header.Get("Retry-After")), 10, 64)
+		if perr != nil || secs < 0 {
+			secs = 60 // Slack always sends it; a minute is the safe guess without.
+		}
+		return hr.StatusCode, body, &slack.RateLimitedError{RetryAfter: time.Duration(secs) * time.Second}
+	}
+	if hr.StatusCode != http.StatusOK {
+		return hr.StatusCode, body, slack.StatusCodeError{Code: hr.StatusCode, Status: hr.Status}
+	}
+	return hr.StatusCode, body, nil
+}
+
+// notJSON is an HTTP 200 whose body is not Slack's JSON (a proxy's page, a
+// cut-off body): it says nothing about whether Slack acted, as good as no
+// answer.
+func notJSON(method string, err error) error {
+	return &TransportError{Method: method, MaybeSent: true,
+		Err: fmt.Errorf("answered HTTP 200 with something that is not JSON: %w", err)}
+}
+
+// answerError is the [slack.SlackErrorResponse] of an "ok": false answer, nil
+// for an ok one.
+func answerError(sr slack.SlackResponse) error {
+	if sr.Ok {
+		return nil
+	}
+	if strings.TrimSpace(sr.Error) == "" {
+		sr.Error = "unknown_error"
+	}
+	return slack.SlackErrorResponse{Err: sr.Error, Errors: sr.Errors, ResponseMetadata: sr.ResponseMetadata, Needed: sr.Needed, Provided: sr.Provided}
 }
 
 func jsonOrNil(b []byte) json.RawMessage {

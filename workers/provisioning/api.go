@@ -245,7 +245,12 @@ func (w *Worker) sourceFor(ctx context.Context, in *Integration, holder string) 
 	if err != nil {
 		return nil, err
 	}
-	return &source{src: in.Source, c: w.slack.Slack(tok.Reveal()), pacer: w.pacer, scale: w.cfg.TimeScale, holder: holder}, nil
+	return w.newSource(in, tok.Reveal(), holder), nil
+}
+
+// newSource reads in's Slack source with token; holder names the reader in the pacer.
+func (w *Worker) newSource(in *Integration, token, holder string) *source {
+	return &source{src: in.Source, c: w.slack.Slack(token), api: w.slack, token: token, pacer: w.pacer, scale: w.cfg.TimeScale, holder: holder}
 }
 
 func (w *Worker) directoryFor(ctx context.Context, in *Integration) (*directory, error) {

@@ -16,7 +16,7 @@ import (
 
 // Slack methods the source reads, with their tiers.
 const (
-	methodUsersList      = "users.list"
+	methodUsersList      = slackapi.MethodUsersList
 	methodUsergroupsList = "usergroups.list"
 	methodTeamsList      = "auth.teams.list"
 	methodUsersInfo      = "users.info"
@@ -28,8 +28,11 @@ const (
 // tiers across every replica (the pacer lives in Redis) and waiting out a
 // 429's Retry-After instead of failing.
 type source struct {
-	src       Source
-	c         *slack.Client
+	src Source
+	c   *slack.Client
+	// api and token read users.list leanly ([slackapi.Client.ListUsers]).
+	api       *slackapi.Client
+	token     string
 	pacer     *slackapi.Pacer
 	scale     float64
 	holder    string
@@ -166,20 +169,16 @@ func (s *source) groups(ctx context.Context, teams []string) (map[string]*slackG
 
 // usersPage reads one page of users.list of team ("" for a workspace token).
 func (s *source) usersPage(ctx context.Context, team, cursor string, limit int) ([]slack.User, string, error) {
-	var page slack.UserPagination
+	var page slackapi.UsersPage
 	err := s.call(ctx, methodUsersList, func(ctx context.Context) error {
-		opts := []slack.GetUsersOption{slack.GetUsersOptionLimit(limit), slack.GetUsersOptionCursor(cursor)}
-		if team != "" {
-			opts = append(opts, slack.GetUsersOptionTeamID(team))
-		}
-		p, err := s.c.GetUsersPaginated(opts...).Next(ctx)
-		page = p
+		var err error
+		page, err = s.api.ListUsers(ctx, s.token, slackapi.ListUsersParams{TeamID: team, Cursor: cursor, Limit: limit})
 		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	return page.Users, page.Cursor, nil
+	return page.Users, page.NextCursor, nil
 }
 
 // user reads one user (events between syncs).

@@ -405,7 +405,7 @@ func (w *Worker) newSyncRun(ctx context.Context, in *Integration, run *Run) (*sy
 		return nil, err
 	}
 	s := &syncRun{w: w, in: in, run: run, dry: run.DryRun, log: w.log.With("org", in.OrgID, "run", run.ID),
-		src: &source{src: in.Source, c: w.slack.Slack(tok.Reveal()), pacer: w.pacer, scale: w.cfg.TimeScale, holder: run.ID},
+		src: w.newSource(in, tok.Reveal(), run.ID),
 		dir: newDirectory(w.newDir(in.DirectoryURL, dirTok), w.cfg.DirectoryWritesPerSecond), links: links, dirOwner: make(map[string]string, len(links)),
 		seen: seen, emails: map[string]string{}, newLinks: map[string]Link{}}
 	for id, l := range links {
