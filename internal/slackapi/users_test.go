@@ -107,4 +107,3 @@ func TestListUsersMatchesSlackGo(t *testing.T) {
 		}
 	})
 }
-
