@@ -554,19 +554,7 @@ func soConnectYesterday(t *testing.T, ctx context.Context, cfg config.Config, js
 	now := time.Now().UTC()
 	slot = now.Truncate(time.Minute).Add(-time.Minute)
 	yesterday := now.Add(-24 * time.Hour)
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	location := func(u string) *url.URL {
-		resp, err := noFollow.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		loc, err := url.Parse(resp.Header.Get("Location"))
-		if err != nil || resp.StatusCode != http.StatusFound {
-			t.Fatalf("GET %s: %d, Location %q", u, resp.StatusCode, resp.Header.Get("Location"))
-		}
-		return loc
-	}
+	location := func(u string) *url.URL { return testenv.Redirect(t, u) }
 	const redirect = "http://127.0.0.1:1/provisioning/slack/callback"
 	oauth := &slackapi.OAuthApp{APIURL: sl.APIURL(), ClientID: sl.ClientID(), ClientSecret: sl.ClientSecret()}
 	loc := location(sl.URL() + "/oauth/v2/authorize?" + url.Values{"client_id": {sl.ClientID()}, "redirect_uri": {redirect},

@@ -339,20 +339,7 @@ func (e *env) report(w *provisioning.Worker, id string, f provisioning.RowFilter
 	return rows
 }
 
-func noFollow(t *testing.T, u string) *url.URL {
-	t.Helper()
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusFound {
-		t.Fatalf("GET %s: %d, Location %q", u, resp.StatusCode, resp.Header.Get("Location"))
-	}
-	return loc
-}
+func noFollow(t *testing.T, u string) *url.URL { return testenv.Redirect(t, u) }
 
 // faultSwitch wraps the real SCIM client; while on, every write answers 503
 // as a failing directory would.
