@@ -59,6 +59,19 @@ func TestProductionACL(t *testing.T) {
 			}
 			return lock.Release(ctx)
 		}},
+		{name: "large keys a page at a time (HSCAN, SSCAN)", op: func(ctx context.Context, rdb *redis.Client) error {
+			if err := rdb.HSet(ctx, Key("T3", "h"), "f", "v").Err(); err != nil {
+				return err
+			}
+			if err := rdb.SAdd(ctx, Key("T3", "s"), "m").Err(); err != nil {
+				return err
+			}
+			if err := ScanHash(ctx, rdb, Key("T3", "h"), func(string, string) error { return nil }); err != nil {
+				return err
+			}
+			_, err := SetMembers(ctx, rdb, Key("T3", "s"))
+			return err
+		}},
 		{name: "idempotency: begin, done, check", op: func(ctx context.Context, rdb *redis.Client) error {
 			idem, key := NewIdempotency(rdb), Key("T1", "bus", "processed", "acl", "m1")
 			if _, err := idem.Begin(ctx, key, time.Minute); err != nil {

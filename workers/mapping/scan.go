@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/orgbridge/orgbridge/internal/store"
 )
 
 // scanBatch is how many mappings [Store.Scan] reads per round trip.
@@ -38,7 +40,7 @@ func (s *Store) Scan(ctx context.Context, f Filter, fn func(*Mapping) error) err
 		users := []string{f.SlackUserID}
 		if f.SlackUserID == "" {
 			var err error
-			if users, err = s.rdb.SMembers(ctx, kMaps(w)).Result(); err != nil {
+			if users, err = store.SetMembers(ctx, s.rdb, kMaps(w)); err != nil {
 				return fmt.Errorf("mapping: listing the mappings of %s: %w", w, err)
 			}
 			slices.Sort(users)

@@ -469,7 +469,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Mapping, error) {
 	}
 	out := []*Mapping{}
 	for _, w := range ws {
-		users, err := s.rdb.SMembers(ctx, kMaps(w)).Result()
+		users, err := store.SetMembers(ctx, s.rdb, kMaps(w))
 		if err != nil {
 			return nil, err
 		}
@@ -516,7 +516,7 @@ func (s *Store) SealedSet() store.SealedSet {
 			slices.Sort(ws)
 			var refs []store.SealedRef
 			for _, w := range ws {
-				users, err := s.rdb.SMembers(ctx, kMaps(w)).Result()
+				users, err := store.SetMembers(ctx, s.rdb, kMaps(w))
 				if err != nil {
 					return nil, err
 				}
