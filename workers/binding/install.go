@@ -91,6 +91,7 @@ func (w *Worker) HandleInstall(ctx context.Context, m *bus.Message) error {
 	if errors.Is(err, store.ErrNotReplicated) {
 		// Saved on the primary; only a failover in the next instant loses it.
 		w.log.Warn("install saved, but no Redis replica has it yet", "app", inst.AppID, "team", inst.TeamID, "err", err)
+		w.metrics.unreplicated.WithLabelValues("install").Inc()
 		err = nil
 	}
 	if err != nil {
@@ -277,7 +278,8 @@ func (w *Worker) RefreshInstall(ctx context.Context, app, ent, team string) (boo
 // tokens is the worker's [Tokens].
 func (w *Worker) tokens() *Tokens {
 	return &Tokens{Installations: w.cfg.Installations, Locker: w.cfg.Locker, Slack: w.cfg.Slack,
-		RefreshAhead: w.cfg.RefreshAhead, Log: w.log}
+		RefreshAhead: w.cfg.RefreshAhead, Log: w.log,
+		OnUnreplicated: func() { w.metrics.unreplicated.WithLabelValues("rotated_token").Inc() }}
 }
 
 // botClient returns a Web API client with a fresh bot token of the install

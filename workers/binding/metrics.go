@@ -10,6 +10,7 @@ type metrics struct {
 	responseURLsRefused prometheus.Counter
 	orgProbes           *prometheus.CounterVec
 	deadLetterAnswers   prometheus.Counter
+	unreplicated        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -26,6 +27,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "orgbridge_binding_dead_letter_answers_total",
 			Help: "Dead-lettered commands and interactions whose user was told something went wrong, with the dead letter's reference.",
 		}),
+		unreplicated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orgbridge_binding_unreplicated_saves_total",
+			Help: "Tokens Slack will not give again (what: rotated_token, install) saved on the Redis primary but acknowledged by no replica: a failover now would lose them.",
+		}, []string{"what"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -37,7 +42,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.orgProbes, err = register(reg, m.orgProbes); err != nil {
 		return m, err
 	}
-	m.deadLetterAnswers, err = register(reg, m.deadLetterAnswers)
+	if m.deadLetterAnswers, err = register(reg, m.deadLetterAnswers); err != nil {
+		return m, err
+	}
+	m.unreplicated, err = register(reg, m.unreplicated)
 	return m, err
 }
 

@@ -24,6 +24,9 @@ type Tokens struct {
 	// RefreshAhead: a token expiring within it is refreshed (default 1h).
 	RefreshAhead time.Duration
 	Log          *slog.Logger
+	// OnUnreplicated, when set, is called for rotated tokens saved on the
+	// Redis primary that no replica acknowledged (a metric).
+	OnUnreplicated func()
 }
 
 func (t *Tokens) ahead() time.Duration {
@@ -114,6 +117,9 @@ func (t *Tokens) saveRotated(ctx context.Context, in *store.Installation, lock *
 		// Saved on the primary five times over; only a failover before a
 		// replica catches up loses it.
 		t.log().Warn("rotated bot token saved, but no Redis replica acknowledged it", "app", in.AppID, "tenant", in.Tenant(), "err", last)
+		if t.OnUnreplicated != nil {
+			t.OnUnreplicated()
+		}
 		return nil
 	}
 	if err != nil && last != nil {
