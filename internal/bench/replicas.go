@@ -132,9 +132,8 @@ func Replicas(ctx context.Context, opts ReplicasOptions) (ReplicasReport, error)
 		return rep, errors.New("the ingress answered no request with 200")
 	}
 
-	// The latency phase's events are new ones (ids past every id sent so far),
-	// consumed by a worker whose consumer (as its stream, opts.Replicas
-	// replicas) starts on an empty stream.
+	// The latency phase is consumed by a worker whose consumer (replicated as
+	// its stream is) starts on an emptied stream.
 	slackStream, err := js.Stream(ctx, events.StreamSlack)
 	if err != nil {
 		return rep, err
