@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,7 +34,8 @@ func natsURLFlag(fs *flag.FlagSet, c *cli) *string {
 
 // connectJetStream connects to the NATS server at rawURL for a short command:
 // a bounded connect, a few reconnects at most, and JetStream checked up front,
-// so a missing server is one clear error after about two seconds. It
+// so a missing server is one clear error after about two seconds (a cluster
+// electing a leader is given up to ten to answer JetStream requests). It
 // authenticates with the NATS_* credentials of c's environment (the ops user
 // of deploy/nats/nats.conf).
 func connectJetStream(ctx context.Context, c *cli, rawURL string) (*nats.Conn, jetstream.JetStream, error) {
@@ -56,13 +58,40 @@ func connectJetStream(ctx context.Context, c *cli, rawURL string) (*nats.Conn, j
 		nc.Close()
 		return nil, nil, fmt.Errorf("NATS at %s: %w", shown, err)
 	}
-	actx, cancel := context.WithTimeout(ctx, natsConnectTimeout)
-	defer cancel()
-	if _, err := js.AccountInfo(actx); err != nil {
+	if err := waitJetStream(ctx, js); err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("NATS at %s does not answer JetStream requests: %w; start the server with JetStream enabled (-js), or use `orgbridge dev`", shown, err)
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return nil, nil, fmt.Errorf("NATS at %s has no JetStream: %w; start the server with JetStream enabled (-js), or use `orgbridge dev`", shown, err)
+		}
+		return nil, nil, fmt.Errorf("NATS at %s does not answer JetStream requests: %w; on a cluster, a node may have just been lost "+
+			"and a leader is being elected (try again in a few seconds); on one server, start it with JetStream enabled (-js), or use `orgbridge dev`", shown, err)
 	}
 	return nc, js, nil
+}
+
+// jetStreamWait bounds how long an ops command waits for JetStream to answer:
+// a cluster that just lost a node elects a new meta leader in a few seconds.
+const jetStreamWait = 10 * time.Second
+
+// waitJetStream asks for the account's JetStream info until it is answered,
+// for up to jetStreamWait: a request unanswered within natsConnectTimeout is
+// asked again; an answer that JetStream is off is final.
+func waitJetStream(ctx context.Context, js jetstream.JetStream) error {
+	deadline := time.Now().Add(jetStreamWait)
+	for {
+		actx, cancel := context.WithTimeout(ctx, natsConnectTimeout)
+		_, err := js.AccountInfo(actx)
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+			ctx.Err() != nil || time.Now().Add(natsConnectTimeout).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // redactURL hides a password in a NATS URL before it is printed.

@@ -36,7 +36,10 @@ func runStreams(ctx context.Context, c *cli, args []string) error {
 		if streams == nil {
 			streams = []ops.StreamStatus{}
 		}
-		return writeJSON(c.stdout, streams)
+		if err := writeJSON(c.stdout, streams); err != nil {
+			return err
+		}
+		return unreadError(streams)
 	}
 	if len(streams) == 0 {
 		fmt.Fprintln(c.stdout, "No streams. The ingress, the workers and `orgbridge dev` create them at start.")
@@ -46,6 +49,13 @@ func runStreams(ctx context.Context, c *cli, args []string) error {
 	var notes clusterNotes
 	fmt.Fprintln(tw, "STREAM\tREPLICAS\tLEADER\tLAGGING\tMESSAGES\tBYTES\tFIRST SEQ\tFIRST TIME\tLAST SEQ\tLAST TIME\tCONSUMERS")
 	for _, s := range streams {
+		if s.Error != "" {
+			notes.unread = append(notes.unread, s.Name+": "+s.Error)
+			if s.Replicas == 0 { // the stream itself did not answer
+				fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", s.Name)
+				continue
+			}
+		}
 		leader, lagging := fmtCluster(s.Cluster)
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%s\t%d\n", s.Name, s.Replicas, leader, lagging, s.Messages, fmtBytes(s.Bytes),
 			s.FirstSeq, fmtTime(s.FirstTime), s.LastSeq, fmtTime(s.LastTime), len(s.Consumers))
@@ -55,6 +65,11 @@ func runStreams(ctx context.Context, c *cli, args []string) error {
 	fmt.Fprintln(tw, "STREAM\tCONSUMER\tLEADER\tLAGGING\tFILTER\tPENDING\tACK PENDING\tREDELIVERED\tLAST ACTIVE")
 	for _, s := range streams {
 		for _, cs := range s.Consumers {
+			if cs.Error != "" {
+				notes.unread = append(notes.unread, s.Name+"/"+cs.Name+": "+cs.Error)
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", s.Name, cs.Name)
+				continue
+			}
 			filter := strings.Join(cs.Filter, ",")
 			if filter == "" {
 				filter = "(all)"
@@ -77,7 +92,27 @@ func runStreams(ctx context.Context, c *cli, args []string) error {
 			fmt.Fprintln(c.stdout, l)
 		}
 	}
-	return nil
+	return unreadError(streams)
+}
+
+// unreadError says how many streams and consumers did not answer (their
+// Error), nil when all did: the listing is printed either way.
+func unreadError(streams []ops.StreamStatus) error {
+	n := 0
+	for _, s := range streams {
+		if s.Error != "" {
+			n++
+		}
+		for _, cs := range s.Consumers {
+			if cs.Error != "" {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d streams or consumers did not answer (a cluster electing a leader, a node rejoining, or the only node of a one-replica stream lost); run `orgbridge streams` again in a few seconds", n)
 }
 
 // fmtCluster prints a stream's or consumer's leader and lagging replicas for
@@ -100,6 +135,7 @@ func fmtCluster(cs ops.ClusterStatus) (leader, lagging string) {
 // clusterNotes gathers what an operator should know about replicated streams
 // and consumers: which have no leader, and which node's replicas are behind.
 type clusterNotes struct {
+	unread     []string // what did not answer, with why
 	leaderless []string
 	behind     map[string][]string // "n2 offline" → what it holds a replica of
 	order      []string
@@ -133,6 +169,9 @@ func (n *clusterNotes) add(what string, cs ops.ClusterStatus) {
 
 func (n *clusterNotes) lines() []string {
 	var out []string
+	for _, u := range n.unread {
+		out = append(out, "! not read: "+u)
+	}
 	if len(n.leaderless) > 0 {
 		out = append(out, "! no leader: "+strings.Join(n.leaderless, ", ")+
 			"; their replicas are electing one, or too few NATS nodes are up to agree")

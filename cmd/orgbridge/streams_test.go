@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgbridge/orgbridge/events"
@@ -223,5 +224,64 @@ func TestHelpReplayDLQStreams(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStreamsCommandWithAStreamNotAnswering: the only node of a one-replica
+// stream is lost right before the listing. The command waits for the cluster
+// to answer, lists every other stream in full, names the one that did not
+// answer, and exits 1; --json marks it with its error.
+func TestStreamsCommandWithAStreamNotAnswering(t *testing.T) {
+	c := testenv.StartNATSCluster(t)
+	ctx := tctx(t)
+	if err := bus.EnsureStreams(ctx, c.JS, events.StreamOptions{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "SOLO", Subjects: []string{"solo.>"}, Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	lost := c.WaitStreamLeader(t, "SOLO", 20*time.Second)
+	c.Kill(lost)
+
+	code, stdout, stderr := runCLI(t, "", "streams", "--nats-url", c.URLs())
+	if code != 1 || !strings.Contains(stderr, "1 streams or consumers did not answer") {
+		t.Fatalf("exit %d, stderr %q; want 1 and why", code, stderr)
+	}
+	for _, want := range []string{"SOLO - - -", "SLACK 3 ", "! not read: SOLO: no answer"} {
+		if !hasLinePrefix(stdout, want) {
+			t.Errorf("no line starts with %q:\n%s", want, stdout)
+		}
+	}
+	code, out, _ := runCLI(t, "", "streams", "--json", "--nats-url", c.URLs())
+	var got []ops.StreamStatus
+	if err := json.Unmarshal([]byte(out), &got); code != 1 || err != nil {
+		t.Fatalf("--json: exit %d, %v:\n%s", code, err, out)
+	}
+	for _, s := range got {
+		if (s.Name == "SOLO") != (s.Error != "") || (s.Name != "SOLO" && s.Replicas != 3) {
+			t.Errorf("stream %s: replicas %d, error %q", s.Name, s.Replicas, s.Error)
+		}
+	}
+}
+
+// TestStreamsCommandWithoutJetStream: a NATS server without JetStream is
+// named as such at once, not waited for.
+func TestStreamsCommandWithoutJetStream(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	start := time.Now()
+	code, _, stderr := runCLI(t, "", "streams", "--nats-url", s.ClientURL())
+	if code != 1 || !strings.Contains(stderr, "has no JetStream") || !strings.Contains(stderr, "(-js)") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("took %s: a server that says JetStream is off was waited for", took)
 	}
 }

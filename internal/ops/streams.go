@@ -27,6 +27,10 @@ type StreamStatus struct {
 	LastSeq   uint64           `json:"last_seq"`
 	LastTime  time.Time        `json:"last_time"`
 	Consumers []ConsumerStatus `json:"consumers"`
+	// Error says why the stream (or the list of its consumers) could not be
+	// read this time: its replicas electing a leader, a node catching up.
+	// The other fields are empty when the stream itself could not be read.
+	Error string `json:"error,omitempty"`
 }
 
 // ConsumerStatus is the state of one consumer.
@@ -46,6 +50,9 @@ type ConsumerStatus struct {
 	Redelivered int `json:"redelivered"`
 	// LastActive is when the consumer last delivered a message; nil if never.
 	LastActive *time.Time `json:"last_active,omitempty"`
+	// Error says why the consumer could not be read this time; the other
+	// fields but Name are empty then.
+	Error string `json:"error,omitempty"`
 }
 
 // ClusterStatus is where a replicated stream or consumer lives: the node
@@ -104,12 +111,21 @@ func clusterStatus(ci *jetstream.ClusterInfo) ClusterStatus {
 	return out
 }
 
+// infoTimeout bounds each stream's and consumer's info request: on a cluster
+// a request can go unanswered while a node rejoins or a leader is elected,
+// and one such request must not use up the whole listing's time.
+const infoTimeout = 5 * time.Second
+
 // ListStreams returns every stream on the server, sorted by name, each with its
 // consumers sorted by name. It lists the names, then asks each stream for its
 // own info: on a cluster that has lost a node, the paged info listing can
-// return a stream twice and leave another out.
+// return a stream twice and leave another out. A stream or consumer that does
+// not answer within infoTimeout is listed with its Error, and the others are
+// still read; only a failed listing of the names is an error.
 func ListStreams(ctx context.Context, js jetstream.JetStream) ([]StreamStatus, error) {
-	lister := js.StreamNames(ctx)
+	lctx, cancel := context.WithTimeout(ctx, infoTimeout)
+	defer cancel()
+	lister := js.StreamNames(lctx)
 	var names []string
 	for name := range lister.Name() {
 		names = append(names, name)
@@ -120,15 +136,23 @@ func ListStreams(ctx context.Context, js jetstream.JetStream) ([]StreamStatus, e
 	sort.Strings(names)
 	names = slices.Compact(names)
 	out := make([]StreamStatus, 0, len(names))
+	handles := map[string]jetstream.Stream{}
 	for _, name := range names {
-		st, err := js.Stream(ctx, name)
+		ictx, cancel := context.WithTimeout(ctx, infoTimeout)
+		st, err := js.Stream(ictx, name)
+		cancel()
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue // deleted meanwhile
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading stream %s: %w", name, err)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("reading stream %s: %w", name, ctx.Err())
+			}
+			out = append(out, StreamStatus{Name: name, Error: fmt.Sprintf("no answer: %v", err)})
+			continue
 		}
 		info := st.CachedInfo()
+		handles[info.Config.Name] = st
 		out = append(out, StreamStatus{
 			Name:      info.Config.Name,
 			Subjects:  info.Config.Subjects,
@@ -143,21 +167,26 @@ func ListStreams(ctx context.Context, js jetstream.JetStream) ([]StreamStatus, e
 		})
 	}
 	for i := range out {
-		cs, err := listConsumers(ctx, js, out[i].Name, out[i].Replicas)
+		if out[i].Error != "" {
+			continue
+		}
+		cs, err := listConsumers(ctx, handles[out[i].Name], out[i].Replicas)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			out[i].Error = fmt.Sprintf("its consumers: %v", err)
 		}
 		out[i].Consumers = cs
 	}
 	return out, nil
 }
 
-func listConsumers(ctx context.Context, js jetstream.JetStream, stream string, streamReplicas int) ([]ConsumerStatus, error) {
-	s, err := openStream(ctx, js, stream)
-	if err != nil {
-		return nil, err
-	}
-	lister := s.ConsumerNames(ctx)
+func listConsumers(ctx context.Context, s jetstream.Stream, streamReplicas int) ([]ConsumerStatus, error) {
+	stream := s.CachedInfo().Config.Name
+	lctx, cancel := context.WithTimeout(ctx, infoTimeout)
+	defer cancel()
+	lister := s.ConsumerNames(lctx)
 	var names []string
 	for name := range lister.Name() {
 		names = append(names, name)
@@ -168,12 +197,18 @@ func listConsumers(ctx context.Context, js jetstream.JetStream, stream string, s
 	sort.Strings(names)
 	out := []ConsumerStatus{}
 	for _, name := range slices.Compact(names) {
-		c, err := s.Consumer(ctx, name)
+		ictx, cancel := context.WithTimeout(ctx, infoTimeout)
+		c, err := s.Consumer(ictx, name)
+		cancel()
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading consumer %s of stream %s: %w", name, stream, err)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("reading consumer %s of stream %s: %w", name, stream, ctx.Err())
+			}
+			out = append(out, ConsumerStatus{Name: name, Error: fmt.Sprintf("no answer: %v", err)})
+			continue
 		}
 		ci := c.CachedInfo()
 		out = append(out, ConsumerStatus{
