@@ -265,6 +265,7 @@ var screenshotNames = map[string]string{
 	"dead letter":                     "dead-letter",
 	"purge":                           "dead-letters-purge",
 	"streams":                         "streams",
+	"streams with a node stopped":     "streams-cluster", // cluster_browser_test.go
 }
 
 // text reads the visible text of the CSS selector sel.

@@ -60,6 +60,7 @@ func TestConsoleStreamsOnACluster(t *testing.T) {
 	if !strings.Contains(got, "3 replicas · leader n") {
 		t.Fatalf("the streams with %s stopped:\n%s", name, got)
 	}
+	e.run(op, "streams with a node stopped", chromedp.Navigate(e.srv.URL+"/console/operator/streams"), chromedp.WaitVisible(chromedp.CSS("main")))
 	cluster.Restart(t, stopped)
 	testenv.Eventually(t, 60*time.Second, func() bool { return healthy(streams()) },
 		"%s never caught up on the streams page", name)
