@@ -307,21 +307,6 @@ func contains(t *testing.T, got, want, what string) {
 	}
 }
 
-func redirect(t *testing.T, u string) *url.URL {
-	t.Helper()
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc
-}
-
 // present waits until the CSS selector sel matches an element (hidden ones too).
 func (e *env) present(ctx context.Context, sel string) {
 	e.t.Helper()
@@ -395,7 +380,7 @@ func (e *env) connectAcme() {
 	e.t.Helper()
 	q := url.Values{"client_id": {e.slack.ClientID()}, "user_scope": {strings.Join(provisioning.SlackUserScopes, ",")},
 		"redirect_uri": {"http://127.0.0.1:1/cb"}, "team": {team}, "user": {"U0ALICE001"}}
-	loc := redirect(e.t, e.slack.URL()+"/oauth/v2/authorize?"+q.Encode())
+	loc := testenv.Redirect(e.t, e.slack.URL()+"/oauth/v2/authorize?"+q.Encode())
 	r, err := e.oauth.Exchange(context.Background(), loc.Query().Get("code"), "http://127.0.0.1:1/cb")
 	if err != nil {
 		e.t.Fatal(err)
@@ -404,7 +389,7 @@ func (e *env) connectAcme() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	code, _, err := orgapi.ParseCallback(redirect(e.t, oc.AuthorizeURL("s", "alice@acme.example")).Query())
+	code, _, err := orgapi.ParseCallback(testenv.Redirect(e.t, oc.AuthorizeURL("s", "alice@acme.example")).Query())
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/orgbridge/orgbridge/internal/orgapi"
+	"github.com/orgbridge/orgbridge/internal/testenv"
 )
 
 // TestOrgAdminProvisionsFromTheConsole clicks through the seed's pages as
@@ -143,7 +144,7 @@ func (e *env) scim() *orgapi.SCIM {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	loc := redirect(e.t, oc.AuthorizeURL("s", "alice@acme.example"))
+	loc := testenv.Redirect(e.t, oc.AuthorizeURL("s", "alice@acme.example"))
 	code, _, err := orgapi.ParseCallback(loc.Query())
 	if err != nil {
 		e.t.Fatal(err)
