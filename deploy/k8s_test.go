@@ -792,6 +792,22 @@ func TestK8sRedisRunsTheScripts(t *testing.T) {
 			continue
 		}
 		scripts++
+		// Every script it runs or sources is mounted beside it.
+		mounted := map[string]bool{}
+		for _, m := range c.VolumeMounts {
+			for _, v := range sts.Spec.Template.Spec.Volumes {
+				if v.Name == m.Name && v.ConfigMap != nil && m.MountPath == filepath.Dir(c.Command[1]) {
+					for _, it := range v.ConfigMap.Items {
+						mounted[it.Key] = true
+					}
+				}
+			}
+		}
+		for _, f := range scriptFiles(t, script) {
+			if !mounted[f] {
+				t.Errorf("container %s runs %s, which needs %s: not mounted in %s", c.Name, script, f, filepath.Dir(c.Command[1]))
+			}
+		}
 		env := d.env(&c, pod)
 		for _, v := range required {
 			if env[v] == "" {
@@ -823,6 +839,24 @@ func TestK8sRedisRunsTheScripts(t *testing.T) {
 
 var requiredVar = regexp.MustCompile(`: "\$\{([A-Z_]+):\?`)
 var runsScript = regexp.MustCompile(`sh "\$here/([a-z]+\.sh)"`)
+var sourcesScript = regexp.MustCompile(`(?m)^\. "\$here/([a-z]+\.sh)"`)
+
+// scriptFiles are a script of deploy/redis and every script it runs or
+// sources, and they theirs.
+func scriptFiles(t *testing.T, script string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(testenv.DeployDir(t), "redis", script))
+	if err != nil {
+		t.Fatalf("reading %s: %v", script, err)
+	}
+	out := []string{script}
+	for _, re := range []*regexp.Regexp{runsScript, sourcesScript} {
+		for _, m := range re.FindAllStringSubmatch(string(raw), -1) {
+			out = append(out, scriptFiles(t, m[1])...)
+		}
+	}
+	return out
+}
 
 // requiredVars are the variables a script of deploy/redis stops without
 // (`: "${VAR:?…}"`), its own and those of the scripts it runs.

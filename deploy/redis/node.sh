@@ -28,23 +28,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 master=${REDIS_SENTINEL_MASTER:-orgbridge}
 
-# ask HOST:PORT prints the primary that Sentinel names, as host:port, and fails when it names none.
-ask() {
-	a=$(REDISCLI_AUTH=$REDIS_SENTINEL_PASSWORD timeout 3 redis-cli -h "${1%:*}" -p "${1##*:}" \
-		--raw sentinel get-master-addr-by-name "$master" 2>/dev/null) || return 1
-	set -- $a
-	[ $# -eq 2 ] || return 1
-	case $2 in '' | *[!0-9]*) return 1 ;; esac
-	echo "$1:$2"
-}
-
-# The primary the first Sentinel that answers names; nothing when none does.
-sentinel_primary() {
-	for s in $(echo "${REDIS_SENTINEL_ADDRS:-}" | tr ',' ' '); do
-		ask "$s" && return
-	done
-	return 0
-}
+. "$here/primary.sh"
 
 primary=$(sentinel_primary)
 if [ -n "$primary" ]; then

@@ -31,24 +31,13 @@ set -eu
 master=${REDIS_SENTINEL_MASTER:-orgbridge}
 conf=${REDIS_SENTINEL_CONF:-/tmp/orgbridge-sentinel.conf}
 
-# ask HOST:PORT prints the primary that Sentinel names, as host:port, and fails when it names none.
-ask() {
-	a=$(REDISCLI_AUTH=$REDIS_SENTINEL_PASSWORD timeout 3 redis-cli -h "${1%:*}" -p "${1##*:}" \
-		--raw sentinel get-master-addr-by-name "$master" 2>/dev/null) || return 1
-	set -- $a
-	[ $# -eq 2 ] || return 1
-	case $2 in '' | *[!0-9]*) return 1 ;; esac
-	echo "$1:$2"
-}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/primary.sh"
 
-primary=""
-for s in $(echo "${REDIS_SENTINEL_ADDRS:-}" | tr ',' ' '); do
-	[ "$s" = "$REDIS_ANNOUNCE" ] && continue
-	if primary=$(ask "$s"); then
-		echo "sentinel.sh: Sentinel $s names $primary as the primary of $master" >&2
-		break
-	fi
-done
+primary=$(sentinel_primary "$REDIS_ANNOUNCE")
+if [ -n "$primary" ]; then
+	echo "sentinel.sh: the Sentinels name $primary as the primary of $master" >&2
+fi
 primary=${primary:-$REDIS_PRIMARY}
 
 umask 077
