@@ -95,22 +95,20 @@ func startNATSCluster(t testing.TB, processes bool) *NATSCluster {
 	dir := t.TempDir()
 	c := &NATSCluster{processes: processes}
 	t.Cleanup(c.Stop)
-	var routes []string
-	for i := range 3 {
-		clientPort, err1 := FreePort()
-		routePort, err2 := FreePort()
-		if err1 != nil || err2 != nil {
-			t.Fatalf("testenv: finding free ports: %v %v", err1, err2)
+	// A port found free can be taken by another test before the node binds
+	// it: then the whole cluster starts again on fresh ports (the routes name
+	// every node's).
+	for attempt := 1; ; attempt++ {
+		err := c.startNodes(dir)
+		if err == nil {
+			break
 		}
-		name := "n" + strconv.Itoa(i)
-		c.specs = append(c.specs, natsNode{Name: name, ClientPort: clientPort, RoutePort: routePort, StoreDir: filepath.Join(dir, name)})
-		routes = append(routes, "nats://127.0.0.1:"+strconv.Itoa(routePort))
-	}
-	c.servers = make([]*server.Server, len(c.specs))
-	c.procs = make([]*natsProc, len(c.specs))
-	for i := range c.specs {
-		c.specs[i].Routes = routes
-		c.start(t, i)
+		for i := range c.servers {
+			c.Kill(i)
+		}
+		if attempt == 3 {
+			t.Fatalf("testenv: %v (3 tries on fresh ports)", err)
+		}
 	}
 	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -124,36 +122,67 @@ func startNATSCluster(t testing.TB, processes bool) *NATSCluster {
 	return c
 }
 
+// startNodes starts the three nodes on fresh ports, stores under dir.
+func (c *NATSCluster) startNodes(dir string) error {
+	c.specs = nil
+	c.servers = make([]*server.Server, 3)
+	c.procs = make([]*natsProc, 3)
+	var routes []string
+	for i := range 3 {
+		clientPort, err1 := FreePort()
+		routePort, err2 := FreePort()
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("finding free ports: %v %v", err1, err2)
+		}
+		name := "n" + strconv.Itoa(i)
+		c.specs = append(c.specs, natsNode{Name: name, ClientPort: clientPort, RoutePort: routePort, StoreDir: filepath.Join(dir, name)})
+		routes = append(routes, "nats://127.0.0.1:"+strconv.Itoa(routePort))
+	}
+	for i := range c.specs {
+		c.specs[i].Routes = routes
+		_ = os.RemoveAll(c.specs[i].StoreDir) // a failed try's
+		if err := c.tryStart(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c *NATSCluster) start(t testing.TB, i int) {
 	t.Helper()
+	if err := c.tryStart(i); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+func (c *NATSCluster) tryStart(i int) error {
 	if c.processes {
-		c.startProcess(t, i)
-		return
+		return c.startProcess(i)
 	}
 	s, err := server.NewServer(c.specs[i].options())
 	if err != nil {
-		t.Fatalf("testenv: creating NATS node %d: %v", i, err)
+		return fmt.Errorf("creating NATS node %d: %w", i, err)
 	}
 	s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
 		s.Shutdown()
-		t.Fatalf("testenv: NATS node %d not ready within 10s", i)
+		return fmt.Errorf("NATS node %d not ready within 10s", i)
 	}
 	c.mu.Lock()
 	c.servers[i] = s
 	c.mu.Unlock()
+	return nil
 }
 
 // natsNodeEnv carries a node's natsNode (JSON) to a child process.
 const natsNodeEnv = "ORGBRIDGE_TESTENV_NATS_NODE"
 
-func (c *NATSCluster) startProcess(t testing.TB, i int) {
-	t.Helper()
+func (c *NATSCluster) startProcess(i int) error {
 	spec, _ := json.Marshal(c.specs[i])
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), natsNodeEnv+"="+string(spec))
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: starting NATS node %d: %v", i, err)
+		return fmt.Errorf("starting NATS node %d: %w", i, err)
 	}
 	p := &natsProc{cmd: cmd, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
@@ -173,11 +202,12 @@ func (c *NATSCluster) startProcess(t testing.TB, i int) {
 	if err != nil {
 		_ = cmd.Process.Kill()
 		<-p.exited
-		t.Fatalf("testenv: NATS node %d not ready within 10s: %v", i, err)
+		return fmt.Errorf("NATS node %d not ready within 10s: %w", i, err)
 	}
 	c.mu.Lock()
 	c.procs[i] = p
 	c.mu.Unlock()
+	return nil
 }
 
 // runNATSNode is a child process's life as a node: it serves until killed,
