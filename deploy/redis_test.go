@@ -136,6 +136,21 @@ type sentinelShape struct {
 
 func startSentinelShape(t *testing.T) *sentinelShape {
 	t.Helper()
+	// A port found free can be taken by another test before its server binds
+	// it: then all six start again on fresh ports.
+	for attempt := 1; ; attempt++ {
+		rs, err := trySentinelShape(t)
+		if err == nil {
+			return rs
+		}
+		if attempt == 3 {
+			t.Fatalf("%v (3 tries on fresh ports)", err)
+		}
+	}
+}
+
+func trySentinelShape(t *testing.T) (*sentinelShape, error) {
+	t.Helper()
 	dir := t.TempDir()
 	rs := &sentinelShape{master: "orgbridge", password: hexSecret(), replicaPassword: hexSecret(),
 		sentinelPassword: hexSecret(), adminPassword: hexSecret()}
@@ -143,7 +158,7 @@ func startSentinelShape(t *testing.T) *sentinelShape {
 	for i := range ports {
 		p, err := testenv.FreePort()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		ports[i] = p
 	}
@@ -177,19 +192,25 @@ func startSentinelShape(t *testing.T) *sentinelShape {
 			}}
 		rs.sentinels = append(rs.sentinels, n)
 	}
-	for _, n := range append(append([]*scriptProc(nil), rs.nodes...), rs.sentinels...) {
+	all := append(append([]*scriptProc(nil), rs.nodes...), rs.sentinels...)
+	for _, n := range all {
 		if err := os.MkdirAll(n.dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(n.kill)
-		n.start(t)
+		if err := n.tryStart(); err != nil {
+			for _, started := range all {
+				started.kill()
+			}
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := poll(30*time.Second, func() error { return rs.sentinelsAgree(ctx, rs.nodes[0].addr, 2) }); err != nil {
 		t.Fatalf("the Sentinels do not see the primary, its replicas and each other: %v\n%s", err, rs.logs())
 	}
-	return rs
+	return rs, nil
 }
 
 // sentinelsAgree says why not every Sentinel sees primary as the primary
@@ -260,13 +281,20 @@ func (p *scriptProc) admin(password string) *redis.Client {
 // start runs the script and waits until its server answers PING.
 func (p *scriptProc) start(t *testing.T) {
 	t.Helper()
+	if err := p.tryStart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryStart starts the script and waits until its server answers.
+func (p *scriptProc) tryStart() error {
 	cmd := exec.Command(p.argv[0], p.argv[1:]...)
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stderr = &lockedBuffer{}
 	// A test binary that dies without its cleanups takes its servers with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %v: %v", p.argv, err)
+		return fmt.Errorf("starting %v: %w", p.argv, err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -287,8 +315,9 @@ func (p *scriptProc) start(t *testing.T) {
 	})
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(p.dir, "redis.log"))
-		t.Fatalf("%s (%s) not answering: %v\nstderr: %s\n%s", p.argv[1], p.addr, err, cmd.Stderr, log)
+		return fmt.Errorf("%s (%s) not answering: %w\nstderr: %s\n%s", p.argv[1], p.addr, err, cmd.Stderr, log)
 	}
+	return nil
 }
 
 // kill stops the server with SIGKILL, as a crash would; safe to call twice.

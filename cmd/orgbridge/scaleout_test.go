@@ -176,15 +176,35 @@ func TestScaleOut(t *testing.T) {
 	ingressDone := make(chan error, 1)
 	ictx, stopIngress := context.WithCancel(ctx)
 	defer stopIngress()
-	go func() { ingressDone <- serveIngress(ictx, cfg, cluster.URLs(), rd.Client, reg, logs.logger("ingress")) }()
-	testenv.Eventually(t, 30*time.Second, func() bool {
-		resp, err := http.Get("http://" + cfg.HTTPAddr + "/readyz")
-		if err != nil {
-			return false
+	// A port found free can be taken by another test before the ingress
+	// listens: it says so at once, and starts again on another.
+	for attempt := 1; ; attempt++ {
+		go func(cfg config.Config) {
+			ingressDone <- serveIngress(ictx, cfg, cluster.URLs(), rd.Client, reg, logs.logger("ingress"))
+		}(cfg)
+		var exited error
+		testenv.Eventually(t, 30*time.Second, func() bool {
+			select {
+			case exited = <-ingressDone:
+				return true
+			default:
+			}
+			resp, err := http.Get("http://" + cfg.HTTPAddr + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}, "the ingress never became ready")
+		if exited == nil {
+			break
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "the ingress never became ready")
+		if attempt == 3 || !strings.Contains(exited.Error(), "cannot listen") {
+			t.Fatalf("the ingress stopped at start: %v", exited)
+		}
+		cfg.HTTPAddr = freeAddr(t)
+		reg = prometheus.NewRegistry()
+	}
 	sl.SetIngressURL("http://" + cfg.HTTPAddr)
 
 	// Each replica's scheduler ticks as it starts; the test's barrier in their

@@ -57,33 +57,60 @@ func StartProductionNATSCluster(t *testing.T) *ProductionNATSCluster {
 		c.passwords[u] = randomHex()
 		t.Setenv(PasswordEnv(u), c.passwords[u])
 	}
+	// A route port found free can be taken by another test before its node
+	// binds it: then the three start again on fresh ports.
+	for attempt := 1; ; attempt++ {
+		err := c.startNodes(t)
+		if err == nil {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("testenv: %v (3 tries on fresh ports)", err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, s := range c.Servers {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+	})
+	if err := pollUntil(30*time.Second, func(context.Context) error { return c.formed() }); err != nil {
+		t.Fatalf("testenv: the cluster from deploy/nats/cluster.conf did not form within 30s: %v", err)
+	}
+	return c
+}
+
+// startNodes starts the three nodes on fresh route ports; on an error it
+// stops those it started.
+func (c *ProductionNATSCluster) startNodes(t *testing.T) error {
+	c.RoutePorts, c.Servers = nil, nil
 	for range 3 {
 		p, err := FreePort()
 		if err != nil {
-			t.Fatalf("testenv: finding a free port: %v", err)
+			return fmt.Errorf("finding a free port: %w", err)
 		}
 		c.RoutePorts = append(c.RoutePorts, p)
 	}
 	for i := range c.RoutePorts {
 		opts := ProductionClusterNodeOptions(t, ClusterNodeName(i), c.RoutePassword, c.RoutePorts[i], c.RoutePorts)
 		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatalf("testenv: NATS node %s from deploy/nats/cluster.conf: %v", opts.ServerName, err)
+		if err == nil {
+			s.Start()
+			if !s.ReadyForConnections(10 * time.Second) {
+				s.Shutdown()
+				err = errors.New("not ready within 10s")
+			}
 		}
-		s.Start()
-		t.Cleanup(func() {
-			s.Shutdown()
-			s.WaitForShutdown()
-		})
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("testenv: NATS node %s not ready within 10s", opts.ServerName)
+		if err != nil {
+			for _, started := range c.Servers {
+				started.Shutdown()
+				started.WaitForShutdown()
+			}
+			return fmt.Errorf("NATS node %s from deploy/nats/cluster.conf: %w", opts.ServerName, err)
 		}
 		c.Servers = append(c.Servers, s)
 	}
-	if err := pollUntil(30*time.Second, func(context.Context) error { return c.formed() }); err != nil {
-		t.Fatalf("testenv: the cluster from deploy/nats/cluster.conf did not form within 30s: %v", err)
-	}
-	return c
+	return nil
 }
 
 // formed says why the cluster is not formed yet: a node not routed to both
