@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/orgbridge/orgbridge/events"
 	"github.com/orgbridge/orgbridge/internal/store"
+	"github.com/orgbridge/orgbridge/internal/telemetry"
 )
 
 // chain wraps h so that mws[0] is the outermost middleware.
@@ -189,13 +189,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
+	c, err := telemetry.Register(reg, c)
+	if err != nil {
 		return c, fmt.Errorf("bus: registering metrics: %w", err)
 	}
 	return c, nil

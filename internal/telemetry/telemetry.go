@@ -3,6 +3,7 @@
 package telemetry
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,4 +33,20 @@ func NewRegistry() *prometheus.Registry {
 // Handler serves reg in the Prometheus exposition format.
 func Handler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// Register registers c with reg, or returns the collector already registered
+// under its name: in dev the ingress and the workers build the same parts in
+// one process, against one registry.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
 }

@@ -1,9 +1,9 @@
 package binding
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orgbridge/orgbridge/internal/telemetry"
 )
 
 type metrics struct {
@@ -36,30 +36,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.responseURLsRefused, err = register(reg, m.responseURLsRefused); err != nil {
+	if m.responseURLsRefused, err = telemetry.Register(reg, m.responseURLsRefused); err != nil {
 		return m, err
 	}
-	if m.orgProbes, err = register(reg, m.orgProbes); err != nil {
+	if m.orgProbes, err = telemetry.Register(reg, m.orgProbes); err != nil {
 		return m, err
 	}
-	if m.deadLetterAnswers, err = register(reg, m.deadLetterAnswers); err != nil {
+	if m.deadLetterAnswers, err = telemetry.Register(reg, m.deadLetterAnswers); err != nil {
 		return m, err
 	}
-	m.unreplicated, err = register(reg, m.unreplicated)
+	m.unreplicated, err = telemetry.Register(reg, m.unreplicated)
 	return m, err
-}
-
-// register registers c, or returns the collector already registered under its
-// name: the ingress and the workers build this worker in one process in dev.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }

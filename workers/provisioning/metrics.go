@@ -2,9 +2,10 @@ package provisioning
 
 import (
 	"context"
-	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orgbridge/orgbridge/internal/telemetry"
 )
 
 // metrics are the worker's Prometheus series.
@@ -41,40 +42,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	// A process that builds the worker twice (dev: the ingress's admin API
 	// and the worker) shares one set of series.
 	var err error
-	m.runs, err = register(reg, m.runs)
+	m.runs, err = telemetry.Register(reg, m.runs)
 	if err == nil {
-		m.actions, err = register(reg, m.actions)
+		m.actions, err = telemetry.Register(reg, m.actions)
 	}
 	if err == nil {
-		m.duration, err = register(reg, m.duration)
+		m.duration, err = telemetry.Register(reg, m.duration)
 	}
 	if err == nil {
-		m.quarantined, err = register(reg, m.quarantined)
+		m.quarantined, err = telemetry.Register(reg, m.quarantined)
 	}
 	if err == nil {
-		m.slackCalls, err = register(reg, m.slackCalls)
+		m.slackCalls, err = telemetry.Register(reg, m.slackCalls)
 	}
 	if err == nil {
-		m.dirWrites, err = register(reg, m.dirWrites)
+		m.dirWrites, err = telemetry.Register(reg, m.dirWrites)
 	}
 	if err == nil {
-		m.invites, err = register(reg, m.invites)
+		m.invites, err = telemetry.Register(reg, m.invites)
 	}
 	return m, err
-}
-
-// register registers c, or returns the collector already registered under its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // observe adds one execution's counts.
