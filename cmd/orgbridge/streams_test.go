@@ -242,6 +242,11 @@ func TestStreamsCommandWithAStreamNotAnswering(t *testing.T) {
 	}
 	lost := c.WaitStreamLeader(t, "SOLO", 20*time.Second)
 	c.Kill(lost)
+	// The replicated streams the node led elect a leader among the other two;
+	// SOLO, whose only replica it held, cannot.
+	for _, spec := range events.StreamSpecs() {
+		c.WaitStreamLeader(t, spec.Name, 20*time.Second)
+	}
 
 	code, stdout, stderr := runCLI(t, "", "streams", "--nats-url", c.URLs())
 	if code != 1 || !strings.Contains(stderr, "1 streams or consumers did not answer") {
